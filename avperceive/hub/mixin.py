@@ -112,7 +112,9 @@ class PretrainedMixin:
         cfg = self.config
         bad = [k for k, v in cfg.items() if not _jsonable(v)]
         if bad:
-            raise CheckpointError(f"cannot save {type(self).__name__}: constructor arguments {bad} are not JSON-serialisable")
+            raise CheckpointError(
+                f"cannot save {type(self).__name__}: constructor arguments {bad} are not JSON-serialisable"
+            )
         cfg = {"model_class": f"{type(self).__module__}.{type(self).__qualname__}", **cfg}
         (out / CONFIG_NAME).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}  # type: ignore[attr-defined]
