@@ -9,7 +9,10 @@ A model class that inherits :class:`PretrainedMixin` gets
 * ``Model.from_pretrained(dir_or_repo, ...)`` -> a model rebuilt from ``config.json`` with the
   weights loaded strictly (:func:`load_state_dict_strict`).
 
-Only safetensors is ever read here; legacy pickles go through :mod:`avperceive.hub.convert`.
+* ``model.push_to_hub(repo_id)`` -> the same two files uploaded with ``huggingface_hub``.
+
+Only safetensors is ever read here; legacy pickles go through :mod:`avperceive.hub.convert`
+(``from_pretrained("x.pt")`` fails with a pointer to ``avperceive convert``).
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
 
-__all__ = ["PretrainedMixin", "load_state_dict_strict", "CONFIG_NAME", "WEIGHTS_NAME"]
+__all__ = ["PretrainedMixin", "load_state_dict_strict", "read_config", "load_weights", "CONFIG_NAME", "WEIGHTS_NAME"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+
+#: keys of config.json that are metadata, not constructor arguments.
+META_KEYS = ("model_class", "architecture", "pretrained_cfg", "avperceive_version")
 
 
 def _jsonable(value: Any) -> bool:
@@ -63,8 +69,32 @@ def load_state_dict_strict(module: torch.nn.Module, state_dict: dict[str, torch.
     module.load_state_dict(state_dict, strict=True)
 
 
+def read_config(path: str | Path) -> dict[str, Any]:
+    """Parse a ``config.json``; :class:`CheckpointError` when it is not a JSON object."""
+    try:
+        cfg = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: cannot read config ({err})") from err
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{path}: config must be a JSON object")
+    return cfg
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a ``.safetensors`` file on CPU; :class:`CheckpointError` when it is not one."""
+    try:
+        return load_file(str(path))
+    except Exception as err:  # noqa: BLE001 - safetensors raises several types
+        raise CheckpointError(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from err
+
+
+def constructor_args(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The constructor arguments of a ``config.json`` (metadata keys removed)."""
+    return {k: v for k, v in cfg.items() if k not in META_KEYS}
+
+
 class PretrainedMixin:
-    """Mixin for ``nn.Module`` subclasses: config capture, ``save_pretrained``, ``from_pretrained``.
+    """Mixin for ``nn.Module`` subclasses: config capture, ``save_pretrained``, ``from_pretrained``, ``push_to_hub``.
 
     Constructor arguments must be JSON-serialisable (numbers, strings, lists, dicts, None) for
     the model to be saved; this is checked at save time with a clear error.
@@ -106,7 +136,12 @@ class PretrainedMixin:
         return cfg
 
     def save_pretrained(self, save_directory: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``save_directory`` (created)."""
+        """Write ``config.json`` and ``model.safetensors`` into ``save_directory`` (created).
+
+        ``config.json`` holds the constructor arguments, ``model_class``, ``architecture`` (when
+        built through the registry) and ``pretrained_cfg`` (label names, input settings) when the
+        model has one, so a folder alone is enough for ``avperceive.predict``.
+        """
         out = Path(save_directory)
         out.mkdir(parents=True, exist_ok=True)
         cfg = self.config
@@ -116,6 +151,11 @@ class PretrainedMixin:
                 f"cannot save {type(self).__name__}: constructor arguments {bad} are not JSON-serialisable"
             )
         cfg = {"model_class": f"{type(self).__module__}.{type(self).__qualname__}", **cfg}
+        pcfg = getattr(self, "pretrained_cfg", None)
+        if pcfg is not None:
+            pdict = pcfg.to_dict() if hasattr(pcfg, "to_dict") else dict(pcfg)
+            if _jsonable(pdict):
+                cfg["pretrained_cfg"] = pdict
         (out / CONFIG_NAME).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}  # type: ignore[attr-defined]
         save_file(state, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
@@ -123,29 +163,106 @@ class PretrainedMixin:
 
     @classmethod
     def _from_config_dict(cls, cfg: dict[str, Any]):
-        cfg = {k: v for k, v in cfg.items() if k not in ("model_class", "architecture")}
-        return cls(**cfg)
+        return cls(**constructor_args(cfg))
 
     @classmethod
-    def from_pretrained(cls, pretrained: str | Path, **hub_kwargs):
-        """Build the model from a folder (or Hub repo) holding ``config.json`` + ``model.safetensors``.
+    def from_pretrained(
+        cls,
+        pretrained: str | Path,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        sha256: str | None = None,
+    ):
+        """Build the model from a folder or Hub repo holding ``config.json`` + ``model.safetensors``.
 
-        ``hub_kwargs`` (``revision``, ``cache_dir``, ``local_files_only``, ``token``) are passed to
-        :func:`avperceive.hub.download.resolve_pretrained` for Hub ids.
+        Args:
+            pretrained: folder, ``"local-dir:/path"``, ``"hf-hub:org/repo[@rev]"`` or ``"org/repo"``.
+            revision: Hub commit / branch / tag (pin a commit for reproducible loads).
+            cache_dir: Hub cache folder (default ``HF_HUB_CACHE``).
+            local_files_only: never use the network (``HF_HUB_OFFLINE=1`` does the same).
+            token: Hub token for private or gated repos.
+            sha256: expected sha256 of ``model.safetensors``, checked when given.
+
+        Returns:
+            the model in ``eval()`` mode, weights loaded strictly.
+
+        Raises:
+            CheckpointError: missing / unexpected keys, shape mismatches, a config of another
+                class, a legacy ``.pt``/``.ckpt`` file (use ``avperceive convert``), an offline miss.
         """
-        from .download import resolve_pretrained
+        from .download import resolve_checkpoint
 
-        folder = resolve_pretrained(str(pretrained), **hub_kwargs)
-        cfg_path = folder / CONFIG_NAME
-        if not cfg_path.is_file():
-            raise CheckpointError(f"{folder}: no {CONFIG_NAME} (expected config.json + model.safetensors)")
-        cfg = json.loads(cfg_path.read_text())
-        model = cls._from_config_dict(cfg)
+        resolved = resolve_checkpoint(
+            pretrained,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+            sha256=sha256,
+        )
+        if resolved.config is None:
+            raise CheckpointError(f"{pretrained}: no {CONFIG_NAME} (expected config.json + model.safetensors)")
+        cfg = read_config(resolved.config)
+        recorded = str(cfg.get("model_class", ""))
+        if recorded and recorded.rsplit(".", 1)[-1] != cls.__qualname__.rsplit(".", 1)[-1]:
+            raise CheckpointError(
+                f"{resolved.config}: holds a {recorded}, not a {cls.__qualname__} "
+                "(use avperceive.create_model(source) to build whatever a folder holds)"
+            )
+        try:
+            model = cls._from_config_dict(cfg)
+        except TypeError as err:
+            raise CheckpointError(
+                f"{resolved.config}: constructor arguments do not fit {cls.__qualname__}: {err}"
+            ) from err
         arch = cfg.get("architecture")
         if arch:
             model.architecture = arch
-        weights = folder / WEIGHTS_NAME
-        if not weights.is_file():
-            raise CheckpointError(f"{folder}: no {WEIGHTS_NAME}")
-        load_state_dict_strict(model, load_file(str(weights)), source=str(weights))  # type: ignore[arg-type]
+        pdict = cfg.get("pretrained_cfg")
+        if isinstance(pdict, dict):
+            model.pretrained_cfg = _pretrained_cfg_from_dict(pdict)
+        load_state_dict_strict(model, load_weights(resolved.weights), source=str(resolved.weights))  # type: ignore[arg-type]
+        model.eval()  # type: ignore[attr-defined]
         return model
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str = "Upload avperceive model",
+        private: bool | None = None,
+        token: str | bool | None = None,
+        branch: str | None = None,
+        create_pr: bool = False,
+    ):
+        """Save ``config.json`` + ``model.safetensors`` to a temporary folder and upload them.
+
+        Creates the repo if needed (``huggingface_hub.HfApi.create_repo(exist_ok=True)``) and
+        returns the ``CommitInfo`` of ``upload_folder``; pin its ``oid`` as the revision.
+        """
+        import tempfile
+
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp)
+            return api.upload_folder(
+                repo_id=repo_id,
+                folder_path=tmp,
+                commit_message=commit_message,
+                revision=branch,
+                create_pr=create_pr,
+                repo_type="model",
+            )
+
+
+def _pretrained_cfg_from_dict(d: dict[str, Any]):
+    """Rebuild a :class:`~avperceive.hub.pretrained_cfg.PretrainedCfg` from its ``to_dict()``."""
+    from .pretrained_cfg import pretrained_cfg_from_dict
+
+    return pretrained_cfg_from_dict(d)

@@ -2,56 +2,39 @@
 
 An architecture is registered by decorating a builder function::
 
-    @register_model("dgsct-ave-tiny", pretrained_cfgs={"official": PretrainedCfg(...)})
+    @register_model("dgsct-ave-tiny", pretrained_cfgs={"untrained": PretrainedCfg(...)})
     def dgsct_ave_tiny(**overrides) -> DGSCT: ...
 
 ``create_model("arch.tag", pretrained=...)`` calls the builder with ``overrides`` and, when asked,
 loads weights (see the ``pretrained`` argument). A weight set is described by a
-:class:`PretrainedCfg`: where it lives, which revision, its sha256, licence, paper and the input
-settings predict needs.
+:class:`PretrainedCfg` (defined in :mod:`avperceive.hub.pretrained_cfg`): where it lives, which
+revision, its sha256, licence, paper and the input settings predict needs. ``create_model`` also
+takes a source as the name (``"hf-hub:org/repo"``, ``"local-dir:/path"``): the architecture is
+then read from the folder's ``config.json``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import fnmatch
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..hub.pretrained_cfg import PretrainedCfg
 
-__all__ = ["PretrainedCfg", "register_model", "create_model", "list_models", "get_pretrained_cfg", "model_entrypoint"]
-
-
-@dataclass(frozen=True)
-class PretrainedCfg:
-    """Everything known about one weight set of an architecture.
-
-    Attributes:
-        hub_id: Hugging Face repo id (``org/name``) holding ``config.json`` + ``model.safetensors``.
-        revision: pinned commit of that repo.
-        sha256: sha256 of ``model.safetensors`` (verified on load when set).
-        license: licence of the weights.
-        paper: the paper the weights come from.
-        input: input settings predict needs (``sample_rate``, ``segments``, ``segment_seconds``,
-            ``frames_per_segment``, ``size``, ``mean``, ``std``, ``frontend``, ...).
-        label_names: class names in output order.
-        notes: free text (how the weights were converted, known caveats).
-    """
-
-    hub_id: str | None = None
-    revision: str | None = None
-    sha256: str | None = None
-    license: str | None = None
-    paper: str | None = None
-    input: dict[str, Any] = field(default_factory=dict)
-    label_names: tuple[str, ...] = ()
-    notes: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["label_names"] = list(self.label_names)
-        return d
+__all__ = [
+    "PretrainedCfg",
+    "register_model",
+    "create_model",
+    "list_models",
+    "get_pretrained_cfg",
+    "model_entrypoint",
+    "split_model_name",
+]
 
 
 @dataclass
@@ -74,14 +57,23 @@ def register_model(
     """Decorator: register ``builder(**overrides) -> nn.Module`` under ``name``.
 
     Args:
-        name: architecture name (``"dgsct-ave"``); tags are added with ``pretrained_cfgs``.
+        name: architecture name (``"dgsct-ave"``); no dots (``.`` separates the tag).
         pretrained_cfgs: ``{tag: PretrainedCfg}``; the first (or ``default_tag``) is the default.
+        default_tag: the tag used when ``create_model`` gets the bare architecture name.
     """
+    if "." in name or ":" in name:
+        raise ValueError(f"model name {name!r} must not contain '.' or ':'")
 
     def deco(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
-        cfgs = dict(pretrained_cfgs or {})
+        cfgs = {}
+        for tag, cfg in (pretrained_cfgs or {}).items():
+            if "." in tag:
+                raise ValueError(f"tag {tag!r} of {name!r} must not contain '.'")
+            cfgs[tag] = dataclasses.replace(cfg, architecture=name) if cfg.architecture != name else cfg
+        if default_tag is not None and default_tag not in cfgs:
+            raise ValueError(f"default_tag {default_tag!r} of {name!r} is not among {sorted(cfgs)}")
         tag = default_tag or (next(iter(cfgs)) if cfgs else None)
         _REGISTRY[name] = _Entry(name, builder, cfgs, tag)
         return builder
@@ -93,9 +85,13 @@ def _ensure_registered() -> None:
     from .. import models  # noqa: F401  (importing the package registers every model)
 
 
-def _split(name: str) -> tuple[str, str | None]:
+def split_model_name(name: str) -> tuple[str, str | None]:
+    """``"arch.tag"`` -> ``("arch", "tag")``; ``"arch"`` -> ``("arch", None)``."""
     arch, _, tag = name.partition(".")
     return arch, (tag or None)
+
+
+_split = split_model_name
 
 
 def model_entrypoint(name: str) -> Callable[..., Any]:
@@ -103,7 +99,8 @@ def model_entrypoint(name: str) -> Callable[..., Any]:
     _ensure_registered()
     arch, _ = _split(name)
     if arch not in _REGISTRY:
-        close = fnmatch.filter(_REGISTRY, f"*{arch.split('-')[0]}*")
+        close = difflib.get_close_matches(arch, list(_REGISTRY), n=5, cutoff=0.5)
+        close += [n for n in fnmatch.filter(_REGISTRY, f"*{arch.split('-')[0]}*") if n not in close]
         hint = f"; did you mean {', '.join(close[:5])}?" if close else ""
         raise ConfigError(f"unknown model {arch!r}{hint} (avperceive.list_models() lists them)")
     return _REGISTRY[arch].builder
@@ -134,22 +131,68 @@ def list_models(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
     return [n for n in names if fnmatch.fnmatch(n, pattern)]
 
 
-def create_model(name: str, *, pretrained: bool | str | None = None, **overrides):
+def _is_source(name: str) -> bool:
+    return name.startswith(("hf-hub:", "hf_hub:", "local-dir:"))
+
+
+def _create_from_source(source: str, hub_kwargs: dict[str, Any], overrides: dict[str, Any]):
+    from ..hub.download import resolve_checkpoint
+    from ..hub.mixin import constructor_args, read_config
+    from ..hub.pretrained import load_pretrained_into
+
+    resolved = resolve_checkpoint(source, **hub_kwargs)
+    if resolved.config is None:
+        raise ConfigError(f"{source}: no config.json, so the architecture is unknown; use create_model(arch, "
+                          f"pretrained={source!r})")
+    cfg = read_config(resolved.config)
+    arch = cfg.get("architecture")
+    if not arch:
+        raise ConfigError(f"{resolved.config}: no 'architecture' field; use create_model(arch, pretrained={source!r})")
+    builder = model_entrypoint(arch)
+    model = builder(**{**constructor_args(cfg), **overrides})
+    model.architecture = arch
+    model.pretrained_cfg = get_pretrained_cfg(arch)
+    load_pretrained_into(model, arch, resolved)
+    return model
+
+
+def create_model(
+    name: str,
+    *,
+    pretrained: bool | str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+    **overrides,
+):
     """Build a registered model, optionally with weights.
 
     Args:
-        name: ``"arch"`` or ``"arch.tag"``.
+        name: ``"arch"``, ``"arch.tag"``, or a source (``"hf-hub:org/repo[@rev]"``,
+            ``"local-dir:/path"``) whose ``config.json`` names the architecture.
         pretrained: ``None``/``False`` (random init), ``True`` (the registry's source for the tag),
             ``"hf-hub:org/repo[@revision]"``, ``"local-dir:/path"``, or a folder / ``.safetensors`` path.
+        cache_dir: Hub cache folder (default ``HF_HUB_CACHE``).
+        local_files_only: never touch the network (``HF_HUB_OFFLINE=1`` does the same).
+        token: Hub token for private / gated repos.
         **overrides: constructor arguments passed to the builder (``num_classes=...``).
+
+    Returns:
+        the model; in ``eval()`` mode when weights were loaded.
     """
+    hub_kwargs = {"cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
+    if _is_source(name):
+        if pretrained not in (None, True):
+            raise ConfigError(f"create_model({name!r}): the name is already a weight source; drop pretrained=")
+        return _create_from_source(name, hub_kwargs, overrides)
     builder = model_entrypoint(name)
     arch, _ = _split(name)
+    pretrained_cfg = get_pretrained_cfg(name)
     model = builder(**overrides)
     model.architecture = arch
-    model.pretrained_cfg = get_pretrained_cfg(name)
-    if pretrained:
+    model.pretrained_cfg = pretrained_cfg
+    if pretrained is not None and pretrained is not False:
         from ..hub.pretrained import load_pretrained_into
 
-        load_pretrained_into(model, name, pretrained)
+        load_pretrained_into(model, name, pretrained, **hub_kwargs)
     return model

@@ -1,0 +1,136 @@
+"""Converter ``"swinv2-timm"``: timm Swin-V2 state dicts -> :class:`avperceive.backbones.SwinV2`.
+
+Accepts both published layouts, detected from the keys:
+
+* timm 0.6 / original Microsoft (as stored under ``swin.`` in the DG-SCT checkpoint):
+  ``layers.{s}.downsample.*`` at the END of stage ``s``; persistent ``attn_mask`` buffers;
+  ``head.{weight,bias}``;
+* timm >= 0.9 (``swinv2_large_window12_192.ms_in22k``): ``layers.{s+1}.downsample.*`` at the START
+  of stage ``s + 1``; ``head.fc.{weight,bias}``.
+
+Ours keeps the 0.6 placement under ``stages.{s}``. The derived buffers ``attn_mask``,
+``relative_position_index`` and ``relative_coords_table`` are rebuilt by the model; stored copies
+are checked against the model's definition (a mismatch raises) and listed in ``dropped``.
+A leading ``swin.``, ``model.``, ``module.`` or ``backbone.`` prefix is stripped; in a whole
+DG-SCT state dict only the ``swin.`` keys are taken and the rest listed as dropped.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import torch
+
+from ...backbones.window_ops import relative_position_index, shifted_window_mask, swinv2_relative_coords_table
+from ...errors import CheckpointError
+from ..convert import ConvertedCheckpoint, register_converter
+
+__all__ = ["convert_swinv2_timm", "strip_prefix"]
+
+KNOWN_PREFIXES = ("swin.", "model.", "module.", "backbone.")
+DERIVED_BUFFERS = ("attn_mask", "relative_position_index", "relative_coords_table")
+
+
+def strip_prefix(
+    sd: dict[str, torch.Tensor], prefixes=KNOWN_PREFIXES
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Strip the first known prefix found on the keys; keys without it are returned as dropped."""
+    for prefix in prefixes:
+        hits = [k for k in sd if k.startswith(prefix)]
+        if hits and (len(hits) == len(sd) or prefix == "swin."):
+            kept = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
+            dropped = {
+                k: f"not part of the Swin-V2 backbone (no {prefix!r} prefix)" for k in sd if not k.startswith(prefix)
+            }
+            return kept, dropped
+    return dict(sd), {}
+
+
+def _isqrt_exact(n: int, what: str) -> int:
+    r = math.isqrt(n)
+    if r * r != n:
+        raise CheckpointError(f"{what}: {n} is not a square window area")
+    return r
+
+
+def _check_buffer(key: str, value: torch.Tensor) -> str:
+    """Compare a stored derived buffer with our definition; return the drop reason."""
+    name = key.rsplit(".", 1)[-1]
+    if value.is_meta:
+        return "derived buffer, rebuilt by the model (not checked: meta tensor)"
+    if name == "relative_position_index":
+        ws = _isqrt_exact(value.shape[0], key)
+        ok = torch.equal(value.long(), relative_position_index((ws, ws)))
+    elif name == "relative_coords_table":
+        ws = (value.shape[1] + 1) // 2, (value.shape[2] + 1) // 2
+        ours = swinv2_relative_coords_table(ws)
+        if not torch.allclose(value.float(), ours, atol=1e-6):
+            return (
+                "derived buffer, rebuilt by the model (normalised by a pretrained window: set pretrained_window_sizes)"
+            )
+        ok = True
+    else:  # attn_mask
+        nw, n = value.shape[0], value.shape[1]
+        ws = _isqrt_exact(n, key)
+        side = ws * _isqrt_exact(nw, key)
+        ours = shifted_window_mask((side, side), (ws, ws), (ws // 2, ws // 2))
+        ok = ours is not None and torch.equal(value.float(), ours)
+    if not ok:
+        raise CheckpointError(f"{key}: stored buffer differs from the model's own definition; not a standard Swin-V2")
+    return "derived buffer, rebuilt by the model (checked equal)"
+
+
+@register_converter("swinv2-timm", "timm Swin-V2 (0.6 layout, as in DG-SCT's swin.*, or >= 0.9 layout) -> SwinV2")
+def convert_swinv2_timm(sd: dict[str, torch.Tensor]) -> ConvertedCheckpoint:
+    """timm Swin-V2 (0.6 layout, as in DG-SCT's ``swin.*``, or >= 0.9 layout) -> ``SwinV2``."""
+    sd, dropped = strip_prefix(sd)
+    if "patch_embed.proj.weight" not in sd:
+        raise CheckpointError(
+            "swinv2-timm: no 'patch_embed.proj.weight' key; not a Swin-V2 state dict",
+            missing=["patch_embed.proj.weight"],
+        )
+    layout_06 = "layers.0.downsample.reduction.weight" in sd
+    out: dict[str, torch.Tensor] = {}
+    down = re.compile(r"^layers\.(\d+)\.downsample\.(.+)$")
+    for key, value in sd.items():
+        name = key.rsplit(".", 1)[-1]
+        if name in DERIVED_BUFFERS:
+            dropped[key] = _check_buffer(key, value)
+            continue
+        if name == "k_bias":
+            dropped[key] = "constant zero key bias (not a parameter)"
+            continue
+        m = down.match(key)
+        if m and not layout_06:
+            stage = int(m.group(1)) - 1
+            if stage < 0:
+                raise CheckpointError(f"swinv2-timm: {key} in a >= 0.9 layout (stage 0 has no downsample)")
+            out[f"stages.{stage}.downsample.{m.group(2)}"] = value
+        elif key.startswith("layers."):
+            out["stages." + key[len("layers.") :]] = value
+        elif key.startswith("head.fc."):
+            out["head." + key[len("head.fc.") :]] = value
+        else:
+            out[key] = value
+    config = _infer_config(out)
+    return ConvertedCheckpoint(out, dropped, config)
+
+
+def _infer_config(sd: dict[str, torch.Tensor]) -> dict:
+    """Constructor arguments readable from the shapes (embed_dim, depths, num_heads, patch, classes)."""
+    w = sd["patch_embed.proj.weight"]
+    depths, heads = [], []
+    s = 0
+    while f"stages.{s}.blocks.0.attn.logit_scale" in sd:
+        b = 0
+        while f"stages.{s}.blocks.{b}.attn.logit_scale" in sd:
+            b += 1
+        depths.append(b)
+        heads.append(int(sd[f"stages.{s}.blocks.0.attn.logit_scale"].shape[0]))
+        s += 1
+    cfg = {"embed_dim": int(w.shape[0]), "in_chans": int(w.shape[1]), "patch_size": int(w.shape[2])}
+    if depths:
+        cfg.update(depths=depths, num_heads=heads)
+    cfg["num_classes"] = int(sd["head.weight"].shape[0]) if "head.weight" in sd else 0
+    return cfg

@@ -1,0 +1,138 @@
+"""Load weights into a model built by the registry: ``create_model(name, pretrained=...)``.
+
+``pretrained`` is ``True`` (the registry's Hub repo, pinned revision and sha256 for the tag),
+``"hf-hub:org/repo[@rev]"``, ``"local-dir:/path"``, a folder or a ``.safetensors`` file. Loading is
+strict (:func:`avperceive.hub.mixin.load_state_dict_strict`). A weight set with no published Hub
+weights fails for ``pretrained=True`` with the steps to convert the official checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CheckpointError
+from .convert import _CONVERTERS, _import_converters
+from .download import ResolvedCheckpoint, parse_hub_source, resolve_checkpoint
+from .mixin import constructor_args, load_state_dict_strict, load_weights, read_config
+from .pretrained_cfg import PretrainedCfg, pretrained_cfg_from_dict
+
+__all__ = ["load_pretrained_into", "no_published_weights_message"]
+
+
+def _converter_kinds_for(arch: str) -> list[str]:
+    _import_converters()
+    return sorted(k for k, info in _CONVERTERS.items() if info.architecture == arch)
+
+
+def no_published_weights_message(name: str, cfg: PretrainedCfg | None) -> str:
+    """Why ``pretrained=True`` cannot work for ``name`` and how to convert the official checkpoint."""
+    arch = name.partition(".")[0]
+    kinds = [cfg.converter] if cfg is not None and cfg.converter else _converter_kinds_for(arch)
+    kind = kinds[0] if kinds else "KIND"
+    where = cfg.official_checkpoint if cfg is not None and cfg.official_checkpoint else "the authors' release"
+    lines = [
+        f"{name}: no published avperceive weights on the Hub for this weight set (the registry pins none).",
+        f"Convert the official checkpoint: (1) download it from {where};",
+        f"(2) `avperceive convert {kind} /path/to/official.ckpt OUT_DIR`"
+        + ("" if kinds else " (`avperceive convert --list` shows the kinds)")
+        + ";",
+        f"(3) avperceive.create_model({arch!r}, pretrained='local-dir:OUT_DIR'). Steps in docs/pretrained.md.",
+    ]
+    return " ".join(lines)
+
+
+def _differences(saved: dict[str, Any], built: dict[str, Any]) -> list[str]:
+    out = []
+    for key in sorted(set(saved) & set(built)):
+        if saved[key] != built[key]:
+            out.append(f"{key}={saved[key]!r} in config.json vs {built[key]!r} in the model")
+    return out
+
+
+def load_pretrained_into(
+    model: torch.nn.Module,
+    name: str,
+    pretrained: bool | str | Path | ResolvedCheckpoint,
+    *,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> torch.nn.Module:
+    """Load the weights of ``pretrained`` into ``model`` (built from ``name``) strictly, in place.
+
+    Args:
+        model: a freshly built model (``model.pretrained_cfg`` is the registry's record, if any).
+        name: the ``"arch[.tag]"`` it was built from (for messages and the registry's source).
+        pretrained: ``True``, a source string / path, or an already resolved checkpoint.
+        cache_dir, local_files_only, token: passed to the Hub download.
+
+    Returns:
+        ``model`` in ``eval()`` mode. Its ``pretrained_cfg`` becomes the one stored in the
+        folder's ``config.json`` when there is one (label names, input settings).
+
+    Raises:
+        CheckpointError: no published weights, offline miss, sha256 mismatch, legacy file, or
+            weights that do not fit (naming the keys and the config fields that differ).
+    """
+    cfg: PretrainedCfg | None = getattr(model, "pretrained_cfg", None)
+    sha256 = None
+    revision = None
+    if pretrained is True:
+        if cfg is None or not cfg.hub_id:
+            raise CheckpointError(no_published_weights_message(name, cfg))
+        source: str | Path = f"hf-hub:{cfg.hub_id}"
+        revision, sha256 = cfg.revision, cfg.sha256
+    elif isinstance(pretrained, (str, Path)):
+        source = pretrained
+        hub = parse_hub_source(str(pretrained)) if isinstance(pretrained, str) else None
+        if hub is not None and cfg is not None and cfg.hub_id == hub.repo_id and hub.revision in (None, cfg.revision):
+            revision, sha256 = cfg.revision, cfg.sha256  # the registry's own repo: keep its pins
+            source = f"hf-hub:{hub.repo_id}"
+    elif isinstance(pretrained, ResolvedCheckpoint):
+        source = pretrained.source
+    else:
+        raise CheckpointError(f"pretrained={pretrained!r}: expected True, a source string or a path")
+
+    resolved = (
+        pretrained
+        if isinstance(pretrained, ResolvedCheckpoint)
+        else resolve_checkpoint(
+            source,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+            sha256=sha256,
+        )
+    )
+    saved: dict[str, Any] = read_config(resolved.config) if resolved.config is not None else {}
+    arch = name.partition(".")[0]
+    saved_arch = saved.get("architecture")
+    if saved_arch and saved_arch != arch:
+        raise CheckpointError(
+            f"{resolved.config}: weights of {saved_arch!r}, not {arch!r} "
+            f"(use avperceive.create_model('local-dir:...') to build what the folder holds)"
+        )
+    state = load_weights(resolved.weights)
+    try:
+        load_state_dict_strict(model, state, source=str(resolved.weights))
+    except CheckpointError as err:
+        built = getattr(model, "config", {}) or {}
+        diffs = _differences(constructor_args(saved), built) if saved else []
+        if diffs:
+            hint = (
+                f"; config differs: {'; '.join(diffs)} (pass those as create_model overrides, or build from "
+                "the folder alone with create_model('local-dir:...'))"
+            )
+            richer = CheckpointError(str(err) + hint)
+            richer.missing, richer.unexpected, richer.mismatched = err.missing, err.unexpected, err.mismatched
+            raise richer from err
+        raise
+    pdict = saved.get("pretrained_cfg")
+    if isinstance(pdict, dict):
+        model.pretrained_cfg = pretrained_cfg_from_dict(pdict)
+    model.eval()
+    return model

@@ -1,0 +1,63 @@
+"""``PretrainedCfg``: the record of one weight set (where it lives, what it expects, what it outputs).
+
+Defined here, in the hub layer, so that a saved folder's ``config.json`` can carry it and be
+read back without importing the models; :mod:`avperceive.models.registry` re-exports it.
+Fields follow timm's ``PretrainedCfg`` and open_clip's pretrained tags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = ["PretrainedCfg", "pretrained_cfg_from_dict"]
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """Everything known about one weight set of an architecture.
+
+    Attributes:
+        hub_id: Hugging Face repo id (``org/name``) holding ``config.json`` + ``model.safetensors``;
+            ``None`` when no weights are published (random init, or convert the official checkpoint).
+        revision: pinned commit of that repo (40 hex digits).
+        sha256: sha256 of ``model.safetensors`` (verified on load when set).
+        license: licence of the weights.
+        paper: the paper the weights come from.
+        input: input settings predict needs: ``task`` (``"ave"`` | ``"clip-classification"`` |
+            ``"av-correspondence"``), ``sample_rate``, ``segments``, ``segment_seconds``,
+            ``frames_per_segment``, ``size``, ``mean``, ``std``, ``audio_frontend``, ``tile_audio_to``.
+        label_names: class names in output order.
+        notes: free text (how the weights were converted, known caveats).
+        architecture: the registered architecture (filled in by ``register_model``).
+        converter: ``avperceive convert`` kind that turns the official checkpoint into these weights.
+        official_checkpoint: where the official checkpoint is published (URL or description).
+    """
+
+    hub_id: str | None = None
+    revision: str | None = None
+    sha256: str | None = None
+    license: str | None = None
+    paper: str | None = None
+    input: dict[str, Any] = field(default_factory=dict)
+    label_names: tuple[str, ...] = ()
+    notes: str = ""
+    architecture: str | None = None
+    converter: str | None = None
+    official_checkpoint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["label_names"] = list(self.label_names)
+        return d
+
+
+def pretrained_cfg_from_dict(d: dict[str, Any]) -> PretrainedCfg:
+    """Inverse of :meth:`PretrainedCfg.to_dict`; unknown keys are ignored."""
+    known = {f.name for f in fields(PretrainedCfg)}
+    kwargs = {k: v for k, v in d.items() if k in known}
+    if "label_names" in kwargs:
+        kwargs["label_names"] = tuple(kwargs["label_names"] or ())
+    if "input" in kwargs:
+        kwargs["input"] = dict(kwargs["input"] or {})
+    return PretrainedCfg(**kwargs)
