@@ -21,6 +21,7 @@ with probabilities. ``Prediction.to_dict()`` is plain JSON.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -199,6 +200,7 @@ class InputSpec:
     std: tuple[float, float, float]
     tile_audio_to: int | None = None
     audio_frontend: str | None = None
+    onset_steps: int | None = None
 
     @classmethod
     def from_model(cls, model: torch.nn.Module, override: dict[str, Any] | None = None) -> InputSpec:
@@ -213,13 +215,21 @@ class InputSpec:
                 f"model {name!r} has no input settings {absent} in its pretrained_cfg.input; pass input_cfg={{...}}"
             )
         task = settings["task"]
+        if "embeddings" in settings:
+            raise ConfigError(
+                f"model {name!r} consumes precomputed {settings['embeddings']} embeddings, not media; call it on "
+                "embedding tensors directly (predict works on models whose input is frames + waveform)"
+            )
         if task not in ("ave", "clip-classification"):
             raise ConfigError(f"predict supports task 'ave' and 'clip-classification'; model {name!r} has {task!r}")
         size = settings["size"]
+        segments = settings.get("segments", 1)
+        if "segments" not in (override or {}) and isinstance(getattr(model, "num_segments", None), int):
+            segments = model.num_segments  # a model built with num_segments=... overrides the registry default
         return cls(
             task=task,
             sample_rate=int(settings["sample_rate"]),
-            segments=int(settings.get("segments", 1)),
+            segments=int(segments),
             segment_seconds=float(settings.get("segment_seconds", 1.0)),
             frames_per_segment=int(settings.get("frames_per_segment", 1)),
             size=tuple(size) if isinstance(size, (list, tuple)) else int(size),
@@ -227,6 +237,7 @@ class InputSpec:
             std=tuple(settings.get("std", (1.0, 1.0, 1.0))),
             tile_audio_to=settings.get("tile_audio_to"),
             audio_frontend=settings.get("audio_frontend"),
+            onset_steps=int(settings["steps"]) if "onsets" in settings and "steps" in settings else None,
         )
 
     @property
@@ -288,7 +299,23 @@ def _clip_tensors(clip: AVClip, spec: InputSpec) -> tuple[torch.Tensor, torch.Te
 
 
 def _frontend(model: torch.nn.Module, video: torch.Tensor, audio: torch.Tensor, spec: InputSpec):
-    """Batch-level front-ends: audio tiling (when the model does not tile) and the model's audio image."""
+    """Batch-level front-ends -> ``(video, audio, extra_kwargs)``.
+
+    AVE: audio tiled to ``tile_audio_to`` when the model does not tile itself; the model's
+    ``audio_image`` (LAVisH) computed here. Clip classifiers: the ``T`` segments of frames become one
+    ``(B, T*F, 3, H, W)`` sequence and the audio one ``(B, samples)`` waveform; models taking an
+    ``onset_mask`` get the onsets per step (config ``"onsets"`` + ``"steps"``).
+    """
+    extra: dict[str, torch.Tensor] = {}
+    if spec.task == "clip-classification":
+        if video.dim() == 6:
+            video = rearrange(video, "b t f c h w -> b (t f) c h w")
+        audio = rearrange(audio, "b t s -> b (t s)")
+        if spec.onset_steps and "onset_mask" in inspect.signature(model.forward).parameters:
+            from .signal.onsets import onset_mask
+
+            extra["onset_mask"] = onset_mask(audio.float(), spec.sample_rate, steps=spec.onset_steps).to(video.device)
+        return video, audio, extra
     if spec.tile_audio_to and not hasattr(model, "tile_audio") and audio.shape[-1] != spec.tile_audio_to:
         reps, rest = divmod(int(spec.tile_audio_to), audio.shape[-1])
         if rest:
@@ -296,7 +323,20 @@ def _frontend(model: torch.nn.Module, video: torch.Tensor, audio: torch.Tensor, 
         audio = repeat(audio, "b t s -> b t (r s)", r=reps)
     if hasattr(model, "audio_image"):
         audio = model.audio_image(audio)
-    return video, audio
+    return video, audio, extra
+
+
+def _class_probs(outputs) -> torch.Tensor:
+    """Clip-classifier outputs -> (B, K) probabilities: softmax of ``logits`` (a tensor or a
+    ``"logits"`` entry), or the mean of the per-head softmaxes of a ``{head: (B, K)}`` dict."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs.float().softmax(-1)
+    if "logits" in outputs:
+        return outputs["logits"].float().softmax(-1)
+    heads = [v for v in outputs.values() if isinstance(v, torch.Tensor) and v.dim() == 2]
+    if not heads:
+        raise ConfigError(f"cannot read classifier outputs {sorted(outputs)}: expected logits (B, K)")
+    return torch.stack([h.float().softmax(-1) for h in heads]).mean(dim=0)
 
 
 def _label_names(model: torch.nn.Module, k: int) -> list[str]:
@@ -364,11 +404,9 @@ def _run_batch(model, spec, items, clips, topk, timings) -> list[Prediction]:
     audio = torch.stack([t[1] for t in tensors]).to(device=device, dtype=dtype)
     valid = torch.stack([t[2] for t in tensors])
     with torch.inference_mode():
-        if spec.task == "clip-classification":
-            audio = rearrange(audio, "b t s -> b (t s)")
-        video, audio = _frontend(model, video, audio, spec)
+        video, audio, extra = _frontend(model, video, audio, spec)
         t1 = time.perf_counter()
-        outputs = model(video, audio)
+        outputs = model(video, audio, **extra)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t2 = time.perf_counter()
@@ -398,8 +436,7 @@ def _run_batch(model, spec, items, clips, topk, timings) -> list[Prediction]:
             best = [(names[int(i)], float(p)) for p, i in zip(top.values[b], top.indices[b])]
             results.append(Prediction(_source_name(item), name, spec.task, segs, best, clip.has_video, clip.has_audio))
     else:
-        logits = outputs["logits"] if isinstance(outputs, dict) else outputs
-        probs = logits.float().softmax(-1)
+        probs = _class_probs(outputs)
         k = probs.shape[-1]
         names = _label_names(model, k)
         top = probs.topk(min(topk, k), dim=-1)

@@ -162,7 +162,6 @@ def test_forward_shapes_short_wave_and_grad_checkpointing():
     assert 0 < out["clipwise_output"].min() and out["clipwise_output"].max() < 1
     model.train()
     image = model.forward_frontend(wave).detach()
-    model.stages[0].blocks[0].drop_path.p = 0.0
     for blk in model.blocks:
         blk.drop_path.p = 0.0
     model.forward_features(image).square().mean().backward()
@@ -204,3 +203,19 @@ def test_full_size_htsat_audioset_matches_manifest():
     dg_report = convert_checkpoint("htsat", dg, return_report=True)
     assert set(dg_report.state_dict) == set(ours)
     assert dg_report.dropped["swin.norm.weight"].startswith("not part of the HTS-AT network")
+
+
+def test_bf16_autocast_and_explicit_prefix():
+    torch.manual_seed(4)
+    model = htsat_test_tiny().eval()
+    image = torch.randn(1, 1, 256, 256)
+    with torch.no_grad():
+        ref = model.forward_features(image)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = model.forward_features(image)
+    assert y.shape == ref.shape and (y.float() - ref).abs().max().item() < 0.2
+    from avperceive.hub.converters.htsat import convert_htsat_with
+
+    sd = {"net." + k: v for k, v in model.state_dict().items()}
+    report = convert_htsat_with(sd, prefix="net.")
+    assert set(report.state_dict) == set(model.state_dict()) and report.dropped == {}

@@ -260,3 +260,14 @@ def test_converter_strips_prefix_and_keeps_only_swin_keys():
     assert list(report.dropped) == ["htsat.norm.weight"]
     with pytest.raises(CheckpointError):
         convert_checkpoint("swinv2-timm", {"foo": torch.zeros(1)})
+
+
+def test_converter_explicit_prefix():
+    model = swinv2_test_tiny()
+    sd = {"visual.trunk." + k: v for k, v in model.state_dict().items()}
+    sd["visual.proj"] = torch.zeros(2)
+    from avperceive.hub.converters.swinv2 import convert_swinv2_timm
+
+    report = convert_swinv2_timm(sd, prefix="visual.trunk.")
+    assert set(report.state_dict) == set(model.state_dict())
+    assert list(report.dropped) == ["visual.proj"]

@@ -108,6 +108,14 @@ def test_segments_layout_and_padding(files):
     assert float(video.max()) <= 1.0
 
 
+def test_window_past_end_of_file_is_padded_and_marked(files):
+    clip = load_clip(files["mkv"], num_frames=4, size=8, duration=4.0)  # the file lasts 2 s
+    assert clip.audio.shape == (1, 64000) and clip.audio[:, 33000:].abs().sum() == 0
+    seg = clip.segments(T=4, seconds=1.0)
+    assert seg.valid.tolist() == [True, True, False, False]
+    assert seg.video[2:].abs().sum() == 0 and seg.video[:2].float().mean() > 0
+
+
 def test_missing_audio_stream_gives_zeros_or_error(tmp_path):
     clip = _ramp_clip()
     clip.has_audio = False

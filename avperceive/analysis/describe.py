@@ -236,8 +236,8 @@ def _av_sync(audio_env, audio_times, motion, motion_times, start, duration, max_
     max_lag = min(int(round(max_lag_s * GRID_HZ)), n - 1)
     lags = torch.arange(-max_lag, max_lag + 1)
     # corr[lag] = sum_t a[t + lag] v[t]: peaks at lag = how much later the sound comes
-    corr = torch.stack([(a[max(0, L) : n + min(0, L)] * v[max(0, -L) : n - max(0, L)]).sum() for L in lags.tolist()])
-    corr = corr / (na * nv)
+    # conv1d is a cross-correlation: out[j] = sum_t a_pad[j + t] v[t] with a_pad = a shifted by max_lag
+    corr = F.conv1d(F.pad(a, (max_lag, max_lag))[None, None], v[None, None])[0, 0] / (na * nv)
     k = int(corr.argmax())
     shift = 0.0
     if 0 < k < corr.numel() - 1:

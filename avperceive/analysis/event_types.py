@@ -107,7 +107,9 @@ def category_event_types(event_types: Tensor, labels: Tensor, num_classes: int, 
         with no videos.
     """
     if event_types.shape != labels.shape or event_types.ndim != 1:
-        raise ValueError(f"event_types and labels must both be (N,); got {tuple(event_types.shape)}, {tuple(labels.shape)}")
+        raise ValueError(
+            f"event_types and labels must both be (N,); got {tuple(event_types.shape)}, {tuple(labels.shape)}"
+        )
     counts = torch.zeros(num_classes, num_types, dtype=torch.long, device=labels.device)
     counts.index_put_((labels.long(), event_types.long()), torch.ones_like(labels, dtype=torch.long), accumulate=True)
     types = counts.argmax(dim=1)

@@ -104,9 +104,11 @@ class HTSATWindowAttention(nn.Module):
             attn = rearrange(attn, "(b nw) h i j -> b nw h i j", nw=nw) + bias[None]
             out = rearrange(attn, "b nw h i j -> (b nw) h i j").softmax(dim=-1) @ v
         else:
-            qw, kw, vw = (rearrange(t, "(b nw) h n d -> b nw h n d", nw=nw) for t in (q, k, v))
-            out = F.scaled_dot_product_attention(qw, kw, vw, attn_mask=bias[None].to(q.dtype), scale=self.scale)
-            out = rearrange(out, "b nw h n d -> (b nw) h n d")
+            # fold windows into the head axis: 4-D inputs keep SDPA on its fused kernels
+            qw, kw, vw = (rearrange(t, "(b nw) h n d -> b (nw h) n d", nw=nw) for t in (q, k, v))
+            mask4 = rearrange(bias, "nw h i j -> 1 (nw h) i j").to(q.dtype)
+            out = F.scaled_dot_product_attention(qw, kw, vw, attn_mask=mask4, scale=self.scale)
+            out = rearrange(out, "b (nw h) n d -> (b nw) h n d", nw=nw)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
 

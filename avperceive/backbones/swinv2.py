@@ -132,11 +132,11 @@ class SwinV2WindowAttention(nn.Module):
             out = attn @ v
         else:
             q = q * scale.to(q.dtype)
-            qw = rearrange(q, "(b nw) h n d -> b nw h n d", nw=nw)
-            kw = rearrange(k, "(b nw) h n d -> b nw h n d", nw=nw)
-            vw = rearrange(v, "(b nw) h n d -> b nw h n d", nw=nw)
-            out = F.scaled_dot_product_attention(qw, kw, vw, attn_mask=bias[None].to(q.dtype), scale=1.0)
-            out = rearrange(out, "b nw h n d -> (b nw) h n d")
+            # fold windows into the head axis: 4-D inputs keep SDPA on its fused kernels
+            qw, kw, vw = (rearrange(t, "(b nw) h n d -> b (nw h) n d", nw=nw) for t in (q, k, v))
+            mask4 = rearrange(bias, "nw h i j -> 1 (nw h) i j").to(q.dtype)
+            out = F.scaled_dot_product_attention(qw, kw, vw, attn_mask=mask4, scale=1.0)
+            out = rearrange(out, "b (nw h) n d -> (b nw) h n d", nw=nw)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
 

@@ -2,12 +2,16 @@
 
 from .convert import ConvertedCheckpoint, convert_checkpoint, list_converters, register_converter
 from .mixin import PretrainedMixin, load_state_dict_strict
+from .pretrained_cfg import PretrainedCfg
+from .pretrained import load_pretrained_module
 
 __all__ = [
     "ConvertedCheckpoint",
+    "PretrainedCfg",
     "PretrainedMixin",
     "convert_checkpoint",
     "list_converters",
+    "load_pretrained_module",
     "load_state_dict_strict",
     "register_converter",
 ]

@@ -149,9 +149,21 @@ def _run(args: argparse.Namespace) -> int:
             print(f"  {key}: {reason}")
     else:
         print("dropped nothing")
-    print(f"load it with avperceive.create_model({target!r}, pretrained='local-dir:{out}')"
-          if ":" not in target else f"load it with {target.split(':')[-1]}.from_pretrained({str(out)!r})")
+    print(_load_hint(target, out))
     return 0
+
+
+def _load_hint(target: str, out: Path) -> str:
+    if ":" not in target:
+        return f"load it with avperceive.create_model({target!r}, pretrained='local-dir:{out}')"
+    module_name, _, cls_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    if hasattr(cls, "from_pretrained"):
+        return f"load it with {cls_name}.from_pretrained({str(out)!r})"
+    return (
+        f"load it with avperceive.hub.load_pretrained_module({module_name}.{cls_name}, {str(out)!r}) "
+        "(config.json holds the constructor arguments)"
+    )
 
 
 def add_subcommand(subparsers) -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ from .download import ResolvedCheckpoint, parse_hub_source, resolve_checkpoint
 from .mixin import constructor_args, load_state_dict_strict, load_weights, read_config
 from .pretrained_cfg import PretrainedCfg, pretrained_cfg_from_dict
 
-__all__ = ["load_pretrained_into", "no_published_weights_message"]
+__all__ = ["load_pretrained_into", "load_pretrained_module", "no_published_weights_message"]
 
 
 def _converter_kinds_for(arch: str) -> list[str]:
@@ -136,3 +136,29 @@ def load_pretrained_into(
         model.pretrained_cfg = pretrained_cfg_from_dict(pdict)
     model.eval()
     return model
+
+
+def load_pretrained_module(cls: type[torch.nn.Module], source: str | Path, **hub_kwargs) -> torch.nn.Module:
+    """Build any ``nn.Module`` class from a folder / Hub repo written by ``avperceive convert``.
+
+    For single reference modules (an adapter, a head) that do not inherit
+    :class:`~avperceive.hub.mixin.PretrainedMixin`: ``cls(**config.json args)``, weights loaded strictly.
+
+    Args:
+        cls: the module class (``avperceive.nn.heads.AVEHead``).
+        source: folder, ``"local-dir:/path"`` or ``"hf-hub:org/repo[@rev]"``.
+        **hub_kwargs: ``revision``, ``cache_dir``, ``local_files_only``, ``token``, ``sha256``.
+    """
+    resolved = resolve_checkpoint(source, **hub_kwargs)
+    if resolved.config is None:
+        raise CheckpointError(f"{source}: no config.json (expected config.json + model.safetensors)")
+    cfg = read_config(resolved.config)
+    recorded = str(cfg.get("model_class", ""))
+    if recorded and recorded.rsplit(".", 1)[-1] != cls.__qualname__.rsplit(".", 1)[-1]:
+        raise CheckpointError(f"{resolved.config}: holds a {recorded}, not a {cls.__qualname__}")
+    try:
+        module = cls(**constructor_args(cfg))
+    except TypeError as err:
+        raise CheckpointError(f"{resolved.config}: constructor arguments do not fit {cls.__qualname__}: {err}") from err
+    load_state_dict_strict(module, load_weights(resolved.weights), source=str(resolved.weights))
+    return module.eval()

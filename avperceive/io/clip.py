@@ -143,8 +143,10 @@ class AVClip:
         Video: ``frames_per_segment`` frames per segment, the frame on screen at the centre of
         each equal sub-interval. Audio: ``round(seconds * sample_rate)`` samples per segment.
         Padding: a segment (or the part of it) past the end of the clip is all zeros in both
-        modalities and ``valid`` is False for segments starting at or after the end; the frame
-        shown at a centre past the last frame's display interval is not repeated.
+        modalities (the missing-modality convention), and ``valid`` is False for segments that
+        start at or after the end of the clip or of the file (``load_clip(duration=10)`` on a
+        7.5-s file gives ``valid = [True] * 8 + [False] * 2``); frames are not repeated past the
+        last frame's display interval.
 
         Returns:
             :class:`ClipSegments` with video ``(T, F, H, W, 3)`` and audio ``(T, C, S)``.
@@ -154,12 +156,15 @@ class AVClip:
                              f"{frames_per_segment}")
         height, width = self.size
         video = zero_modality("video", num_frames=T * frames_per_segment, size=(height, width))
-        frame_len = 1.0 / self.fps if self.fps > 0 else seconds
+        end = self.duration
+        if self.info.get("duration"):  # a window asked past the end of the file: pad, and say so
+            end = min(end, float(self.info["duration"]) - self.start)
+        source_fps = float(self.info.get("fps") or self.fps)
         if self.has_video and self.num_frames:
-            last_end = float(self.frame_times[-1]) + frame_len
+            last_end = float(self.frame_times[-1]) + (1.0 / source_fps if source_fps > 0 else seconds)
             for i in range(T * frames_per_segment):
                 t = self.start + (i + 0.5) * seconds / frames_per_segment
-                if t >= self.start + self.duration or t >= last_end:
+                if t >= self.start + end or t >= last_end:
                     continue
                 video[i] = self.video[self.frame_at(t)]
         video = rearrange(video, "(t f) h w c -> t f h w c", t=T)
@@ -170,5 +175,5 @@ class AVClip:
             n = min(self.audio.shape[1], T * seg)
             audio[:, :n] = self.audio[:, :n]
         audio = rearrange(audio, "c (t s) -> t c s", t=T)
-        valid = torch.arange(T, dtype=torch.float64) * seconds < self.duration
+        valid = torch.arange(T, dtype=torch.float64) * seconds < end
         return ClipSegments(video=video, audio=audio, valid=valid, seconds=seconds, sample_rate=self.sample_rate)

@@ -24,7 +24,15 @@ from ..errors import ConfigError
 from ..hub.mixin import PretrainedMixin
 from .registry import PretrainedCfg, register_model
 
-__all__ = ["AVMITClassifier", "SqueezeUnit", "KerasRNN", "AVMIT_TABLE5", "AVMIT_LABELS", "EMBEDDING_DIMS"]
+__all__ = [
+    "AVMITClassifier",
+    "SqueezeUnit",
+    "KerasRNN",
+    "AVMIT_TABLE5",
+    "AVMIT_LABELS",
+    "EMBEDDING_DIMS",
+    "trainable_parameters",
+]
 
 AVMIT_LABELS = (
     "barking", "diving", "drumming", "frying", "giggling", "howling", "inflating", "mowing", "pouring", "raining",
@@ -57,7 +65,8 @@ class SqueezeUnit(nn.Module):
         if activation not in _ACTIVATIONS:
             raise ConfigError(f"activation must be one of {list(_ACTIVATIONS)}, got {activation!r}")
         self.proj = nn.Linear(in_dim, bottleneck)
-        self.norm = nn.BatchNorm1d(bottleneck, momentum=0.01, eps=1e-3) if keras_compatible else nn.BatchNorm1d(bottleneck)
+        bn = {"momentum": 0.01, "eps": 1e-3} if keras_compatible else {}
+        self.norm = nn.BatchNorm1d(bottleneck, **bn)
         self.act = _ACTIVATIONS[activation]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -60,7 +60,9 @@ class GatedBottleneck(nn.Module):
         super().__init__()
         hidden = dim // reduction
         if dim % reduction or hidden % groups or dim % groups:
-            raise ValueError(f"dim {dim} must be divisible by reduction {reduction}, and dim/reduction by groups {groups}")
+            raise ValueError(
+                f"dim {dim} must be divisible by reduction {reduction}, and dim/reduction by groups {groups}"
+            )
         self.dim, self.hidden, self.groups = int(dim), int(hidden), int(groups)
         self.attn_impl = check_attn_impl(attn_impl)
         self.norm_in = nn.LayerNorm(dim)

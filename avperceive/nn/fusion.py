@@ -10,9 +10,10 @@ With ``c_t = [z_v,t ; z_a,t]``:
 * ``onset`` (eq. 3): the mean of ``c_t`` over the audio-onset steps (every step when a clip has none);
 * ``visual`` / ``audio``: ``continuous`` with the other modality's half zeroed.
 
-All layers are one batched masked mean: a weight mask ``(B, L, T)`` (one row per layer, each row
-summing to one over the clip's valid steps) times ``c (B, T, 2D)``, then a per-layer half mask
-``(L, 2D)`` for the unimodal layers. Variable-length clips come through ``padding_mask``. A plain
+All layers are one batched masked mean: a weight mask ``(B, R, T)`` with one row per distinct step
+set (all valid steps, the top-k steps, the onset steps; each row sums to one over the clip's valid
+steps) times each half of ``c``; the unimodal layers reuse the all-steps row with the other half
+zeroed. Variable-length clips come through ``padding_mask``. A plain
 per-sample path (``pool_impl="reference"``) spells the equations out and is tested equal.
 
 The top-k selection is hard: gradients reach the selected features, never ``s_t``.
@@ -83,7 +84,7 @@ def instant_step_mask(z_v: Tensor, z_a: Tensor, k: int, valid: Tensor) -> Tensor
     """
     if k < 1:
         raise ValueError(f"k must be >= 1; got {k}")
-    scores = (z_v.detach().float() * z_a.detach().float()).sum(dim=-1)
+    scores = torch.linalg.vecdot(z_v.detach(), z_a.detach()).float()
     scores = scores.masked_fill(~valid, float("-inf"))
     order = torch.sort(scores, dim=1, descending=True, stable=True).indices
     k_per_clip = valid.sum(dim=1).clamp(max=k)
@@ -133,23 +134,26 @@ def event_specific_pool(
     """
     layers = _check_layers(layers)
     valid = _check_inputs(z_v, z_a, onset_mask, padding_mask)
-    step_masks = {"continuous": valid, "visual": valid, "audio": valid}
+    # one weight row per distinct step set: all steps (continuous / visual / audio), top-k, onsets
+    step_masks = {"continuous": valid}
     if "instant" in layers:
         step_masks["instant"] = instant_step_mask(z_v, z_a, k, valid)
     if "onset" in layers:
         step_masks["onset"] = onset_step_mask(onset_mask, valid)
-    concat = torch.cat([z_v, z_a], dim=-1)
-    weights = torch.stack([step_masks[name] for name in layers], dim=1).to(concat.dtype)
+    row = {name: list(step_masks).index(name if name in step_masks else "continuous") for name in layers}
+    weights = torch.stack(list(step_masks.values()), dim=1).to(z_v.dtype)  # (B, R, T)
     weights = weights / weights.sum(dim=-1, keepdim=True)
-    pooled = torch.einsum("blt,btc->blc", weights, concat)
-    dim = z_v.shape[-1]
-    keep_visual = torch.tensor([name != "audio" for name in layers], device=concat.device)
-    keep_audio = torch.tensor([name != "visual" for name in layers], device=concat.device)
-    half_mask = torch.cat(
-        [keep_visual[:, None].expand(-1, dim), keep_audio[:, None].expand(-1, dim)], dim=-1
-    ).to(pooled.dtype)
-    pooled = pooled * half_mask
-    return {name: pooled[:, i] for i, name in enumerate(layers)}
+    pooled_v = torch.einsum("brt,btd->brd", weights, z_v)  # masked means of each half,
+    pooled_a = torch.einsum("brt,btd->brd", weights, z_a.to(weights.dtype))  # no (B, T, 2D) concat
+    out = {}
+    for name in layers:
+        v, a = pooled_v[:, row[name]], pooled_a[:, row[name]]
+        if name == "visual":
+            a = torch.zeros_like(a)
+        elif name == "audio":
+            v = torch.zeros_like(v)
+        out[name] = torch.cat([v, a], dim=-1)
+    return out
 
 
 def event_specific_pool_reference(

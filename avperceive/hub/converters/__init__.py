@@ -7,3 +7,5 @@ converter module lands.
 from . import dgsct  # noqa: F401
 from . import swinv2  # noqa: F401
 from . import htsat  # noqa: F401
+from . import adapters  # noqa: F401
+from . import mc3  # noqa: F401

@@ -9,10 +9,15 @@ with ``net_trans_v2.py``'s unused ``gate_tk``) becomes the state dict of
 forward) is dropped on purpose and listed in ``dropped``.
 
 :func:`convert_dgsct_adapter_state_dict` / :func:`convert_lavish_adapter_state_dict` take a
-``prefix`` (e.g. ``"vis_adapter_blocks_p1.3."``) so whole-model converters can reuse them.
+``prefix`` (e.g. ``"vis_adapter_blocks_p1.3."``) so whole-model converters can reuse them. Kinds
+``"dgsct-adapter-bank"`` / ``"lavish-adapter-bank"`` extract the four adapter families of a whole
+checkpoint (``{audio,vis}_adapter_blocks_p{1,2}.<i>.*``, any prefix such as Lightning's ``model.``)
+into the layout of :class:`avperceive.nn.AdapterBank` (``{audio,video}_{p1,p2}.<i>.*``).
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 
@@ -24,6 +29,8 @@ __all__ = [
     "LAVISH_ADAPTER_KEY_MAP",
     "convert_dgsct_adapter_state_dict",
     "convert_lavish_adapter_state_dict",
+    "convert_dgsct_adapter_bank",
+    "convert_lavish_adapter_bank",
 ]
 
 _BN_BUFFERS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -121,7 +128,8 @@ def convert_lavish_adapter_state_dict(sd: dict[str, torch.Tensor], prefix: str =
     """Reference LAVisH ``VisualAdapter`` keys under ``prefix`` -> :class:`LAVisHAdapter` keys (+ its config)."""
     res = _convert(sd, LAVISH_ADAPTER_KEY_MAP, prefix=prefix, optional_dead=True, what="LAVisH adapter")
     s = res.state_dict
-    res.config = {"dim": s["latent.latents"].shape[1], "num_latents": s["latent.latents"].shape[0], **_bottleneck_config(s)}
+    lat = s["latent.latents"]
+    res.config = {"dim": lat.shape[1], "num_latents": lat.shape[0], **_bottleneck_config(s)}
     return res
 
 
@@ -135,3 +143,69 @@ def convert_dgsct_adapter(sd: dict[str, torch.Tensor]) -> ConvertedCheckpoint:
 def convert_lavish_adapter(sd: dict[str, torch.Tensor]) -> ConvertedCheckpoint:
     """One LAVisH VisualAdapter (19/20 keys) -> avperceive.nn.LAVisHAdapter."""
     return convert_lavish_adapter_state_dict(sd)
+
+
+_BANK_FAMILIES = {
+    "audio_adapter_blocks_p1": "audio_p1",
+    "audio_adapter_blocks_p2": "audio_p2",
+    "vis_adapter_blocks_p1": "video_p1",
+    "vis_adapter_blocks_p2": "video_p2",
+}
+_BANK_KEY = re.compile(r"^(?P<prefix>.*?)(?P<family>(audio|vis)_adapter_blocks_p[12])\.(?P<layer>\d+)\.(?P<rest>.+)$")
+
+
+def _convert_bank(sd: dict[str, torch.Tensor], kind: str) -> ConvertedCheckpoint:
+    """The four adapter families of a whole DG-SCT / LAVisH checkpoint -> ``AdapterBank`` keys + config."""
+    prefixes, layers = set(), set()
+    for k in sd:
+        m = _BANK_KEY.match(k)
+        if m:
+            prefixes.add(m["prefix"])
+            layers.add(int(m["layer"]))
+    if not layers:
+        raise CheckpointError(f"no '{{audio,vis}}_adapter_blocks_p{{1,2}}.<i>.' keys found for a {kind} adapter bank")
+    if len(prefixes) != 1:
+        raise CheckpointError(f"adapter keys under several prefixes {sorted(prefixes)}; convert one model at a time")
+    prefix = prefixes.pop()
+    n = max(layers) + 1
+    if layers != set(range(n)):
+        raise CheckpointError(f"adapter layers are not 0..{n - 1}: {sorted(layers)}")
+    one = convert_dgsct_adapter_state_dict if kind == "dgsct" else convert_lavish_adapter_state_dict
+    out: dict[str, torch.Tensor] = {}
+    dropped: dict[str, str] = {}
+    per_layer: dict[str, list[dict]] = {}
+    for ref_family, our_family in _BANK_FAMILIES.items():
+        per_layer[our_family] = []
+        for i in range(n):
+            res = one(sd, prefix=f"{prefix}{ref_family}.{i}.")
+            out.update({f"{our_family}.{i}.{k}": v for k, v in res.state_dict.items()})
+            dropped.update(res.dropped)
+            per_layer[our_family].append(res.config)
+    used = {k for k in sd if _BANK_KEY.match(k)}
+    dropped.update({k: "not part of the adapter bank" for k in sd if k not in used})
+    first = per_layer["video_p1"][0]
+    options = {k: first[k] for k in ("num_latents", "reduction", "groups")}
+    if kind == "dgsct":
+        layer_cfg = [
+            {"video_dim": v["dim"], "audio_dim": a["dim"], "video_tokens": v["tokens"], "audio_tokens": a["tokens"]}
+            for v, a in zip(per_layer["video_p1"], per_layer["audio_p1"])
+        ]
+    else:
+        layer_cfg = [{"dim": v["dim"]} for v in per_layer["video_p1"]]
+    return ConvertedCheckpoint(state_dict=out, dropped=dropped, config={"kind": kind, "layers": layer_cfg, **options})
+
+
+@register_converter("dgsct-adapter-bank", "the 4x12 adapters of a DG-SCT checkpoint -> avperceive.nn.AdapterBank")
+def convert_dgsct_adapter_bank(sd: dict[str, torch.Tensor]) -> ConvertedCheckpoint:
+    """The 4x12 adapters of a DG-SCT checkpoint (any key prefix, e.g. Lightning's ``model.``) -> AdapterBank.
+
+    ``AdapterBank(**result.config)`` builds the matching bank; every non-adapter key is listed in
+    ``dropped``.
+    """
+    return _convert_bank(sd, "dgsct")
+
+
+@register_converter("lavish-adapter-bank", "the 4x24 adapters of a LAVisH checkpoint -> avperceive.nn.AdapterBank")
+def convert_lavish_adapter_bank(sd: dict[str, torch.Tensor]) -> ConvertedCheckpoint:
+    """The 4x24 adapters of a LAVisH checkpoint -> AdapterBank (config in ``result.config``)."""
+    return _convert_bank(sd, "lavish")

@@ -40,10 +40,10 @@ def torchlibrosa_stft_kernels(n_fft: int) -> tuple[torch.Tensor, torch.Tensor]:
     return (w * torch.cos(arg))[:, None].float(), (-w * torch.sin(arg))[:, None].float()
 
 
-def _strip(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    for prefix in PREFIXES:
+def _strip(sd: dict[str, torch.Tensor], only: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    for prefix in (only,) if only else PREFIXES:
         hits = [k for k in sd if k.startswith(prefix)]
-        if hits and (len(hits) == len(sd) or prefix in ("sed_model.", "htsat.")):
+        if hits and (len(hits) == len(sd) or prefix in ("sed_model.", "htsat.") or only):
             kept = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
             dropped = {
                 k: f"not part of the HTS-AT network (no {prefix!r} prefix)" for k in sd if not k.startswith(prefix)
@@ -90,10 +90,15 @@ def _drop_reason(key: str, value: torch.Tensor, sample_rate: int, fmin: float, f
 
 
 def convert_htsat_with(
-    sd: dict[str, torch.Tensor], sample_rate: int = 32000, fmin: float = 50.0, fmax: float = 14000.0
-):
-    """:func:`convert_htsat` for a front-end other than 32 kHz / 50-14000 Hz (used for the melW check)."""
-    sd, dropped = _strip(sd)
+    sd: dict[str, torch.Tensor],
+    sample_rate: int = 32000,
+    fmin: float = 50.0,
+    fmax: float = 14000.0,
+    prefix: str | None = None,
+) -> ConvertedCheckpoint:
+    """:func:`convert_htsat` with options: another front-end (for the ``melW`` check: sample rate,
+    fmin, fmax) and an explicit key ``prefix`` to take (default: detect ``sed_model.``/``htsat.``/...)."""
+    sd, dropped = _strip(sd, prefix)
     if "patch_embed.proj.weight" not in sd:
         raise CheckpointError(
             "htsat: no 'patch_embed.proj.weight' key; not an HTS-AT state dict", missing=["patch_embed.proj.weight"]

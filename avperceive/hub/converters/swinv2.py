@@ -33,12 +33,15 @@ DERIVED_BUFFERS = ("attn_mask", "relative_position_index", "relative_coords_tabl
 
 
 def strip_prefix(
-    sd: dict[str, torch.Tensor], prefixes=KNOWN_PREFIXES
+    sd: dict[str, torch.Tensor], prefixes=KNOWN_PREFIXES, force: bool = False
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Strip the first known prefix found on the keys; keys without it are returned as dropped."""
+    """Strip the first known prefix found on the keys; keys without it are returned as dropped.
+
+    A prefix is taken when every key has it, or always for ``swin.`` (or any prefix with ``force``).
+    """
     for prefix in prefixes:
         hits = [k for k in sd if k.startswith(prefix)]
-        if hits and (len(hits) == len(sd) or prefix == "swin."):
+        if hits and (len(hits) == len(sd) or prefix == "swin." or force):
             kept = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
             dropped = {
                 k: f"not part of the Swin-V2 backbone (no {prefix!r} prefix)" for k in sd if not k.startswith(prefix)
@@ -82,9 +85,13 @@ def _check_buffer(key: str, value: torch.Tensor) -> str:
 
 
 @register_converter("swinv2-timm", "timm Swin-V2 (0.6 layout, as in DG-SCT's swin.*, or >= 0.9 layout) -> SwinV2")
-def convert_swinv2_timm(sd: dict[str, torch.Tensor]) -> ConvertedCheckpoint:
-    """timm Swin-V2 (0.6 layout, as in DG-SCT's ``swin.*``, or >= 0.9 layout) -> ``SwinV2``."""
-    sd, dropped = strip_prefix(sd)
+def convert_swinv2_timm(sd: dict[str, torch.Tensor], prefix: str | None = None) -> ConvertedCheckpoint:
+    """timm Swin-V2 (0.6 layout, as in DG-SCT's ``swin.*``, or >= 0.9 layout) -> ``SwinV2``.
+
+    ``prefix``: take only the keys under this prefix (e.g. ``"visual.trunk."``); by default a known
+    prefix (``swin.``, ``model.``, ``module.``, ``backbone.``) is detected and stripped.
+    """
+    sd, dropped = strip_prefix(sd, (prefix,) if prefix else KNOWN_PREFIXES, force=bool(prefix))
     if "patch_embed.proj.weight" not in sd:
         raise CheckpointError(
             "swinv2-timm: no 'patch_embed.proj.weight' key; not a Swin-V2 state dict",

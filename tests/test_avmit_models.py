@@ -1,0 +1,126 @@
+"""AVMIT classifier and SAVC: Table 5 parameter counts, Keras semantics, registry, save/load, pair sampling."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+import avperceive
+from avperceive.models.avmit import AVMIT_LABELS, AVMIT_TABLE5, EMBEDDING_DIMS, AVMITClassifier, trainable_parameters
+from avperceive.models.savc import SAVC_PARAMS, SAVCModel, savc_pairs
+
+PYTORCH_COUNTS = {  # seeds-spec §1.3: the same configurations with PyTorch's double-bias RNNs
+    ("yamnet-effnetb0", "frnn"): 675_600,
+    ("yamnet-effnetb0", "gru"): 248_976,
+    ("yamnet-effnetb0", "lstm"): 740_368,
+    ("vggish-vgg16", "frnn"): 366_608,
+    ("vggish-vgg16", "gru"): 413_968,
+    ("vggish-vgg16", "lstm"): 957_968,
+}
+
+
+@pytest.mark.parametrize("emb,rnn", list(AVMIT_TABLE5), ids=[f"{r}-{e}" for e, r in AVMIT_TABLE5])
+def test_table5_trainable_parameters(emb, rnn):
+    hp = AVMIT_TABLE5[(emb, rnn)]
+    a, v = EMBEDDING_DIMS[emb]
+    kw = {k: x for k, x in hp.items() if k != "params"}
+    keras = AVMITClassifier(a, v, rnn, keras_compatible=True, **kw)
+    assert trainable_parameters(keras) == hp["params"]
+    assert trainable_parameters(AVMITClassifier(a, v, rnn, **kw)) == PYTORCH_COUNTS[(emb, rnn)]
+    registered = avperceive.create_model(f"avmit-{rnn}-{emb}")
+    assert trainable_parameters(registered) == hp["params"]
+
+
+def test_table5_literal_values():
+    assert [AVMIT_TABLE5[k]["params"] for k in AVMIT_TABLE5] == [675472, 248976, 740112, 366352, 413968, 956944]
+
+
+@pytest.mark.parametrize("emb,rnn", list(SAVC_PARAMS))
+def test_savc_trainable_parameters(emb, rnn):
+    a, v = EMBEDDING_DIMS[emb]
+    assert trainable_parameters(SAVCModel(a, v, rnn=rnn, keras_compatible=True)) == SAVC_PARAMS[(emb, rnn)]
+
+
+def test_keras_compatible_rnn_bias_is_zero_and_frozen():
+    m = AVMITClassifier(16, 24, "lstm", rnn_units=8, bottleneck=4, keras_compatible=True)
+    assert m.rnn.rnn.bias_hh_l0.abs().sum() == 0 and not m.rnn.rnn.bias_hh_l0.requires_grad
+    assert m.audio_squeeze.norm.momentum == 0.01 and m.audio_squeeze.norm.eps == 1e-3
+    g = AVMITClassifier(16, 24, "gru", rnn_units=8, bottleneck=4, keras_compatible=True)
+    assert g.rnn.rnn.bias_hh_l0.requires_grad  # GRU reset-after keeps two biases
+
+
+def test_forward_shapes_and_keras_input_dropout():
+    torch.manual_seed(0)
+    m = avperceive.create_model("avmit-gru-tiny", dropout=0.5)
+    a, v = torch.randn(4, 7, 16), torch.randn(4, 7, 24)
+    assert m(a, v).shape == (4, 16)
+    m.eval()
+    torch.testing.assert_close(m(a, v), m(a, v))
+    # one dropout mask per sequence, reused at every step
+    x = torch.ones(3, 5, 16)
+    seen = {}
+    def grab(mod, inp, out):
+        seen["x"] = inp[0]
+
+    m.rnn.rnn.register_forward_hook(grab)
+    m.rnn.train()
+    m.rnn(x)
+    dropped = seen["x"]
+    assert torch.equal(dropped, dropped[:, :1].expand_as(dropped))
+    assert set(dropped.unique().tolist()) <= {0.0, 2.0} and (dropped == 0).any()
+    with pytest.raises(ValueError, match=r"\(B, T, 16\)"):
+        m(torch.randn(2, 7, 15), torch.randn(2, 7, 24))
+
+
+def test_registry_and_save_load(tmp_path):
+    names = avperceive.list_models("avmit-*")
+    assert {"avmit-frnn-yamnet-effnetb0", "avmit-lstm-vggish-vgg16", "avmit-gru-tiny"} <= set(names)
+    assert len([n for n in avperceive.list_models("savc-*")]) == 7
+    cfg = avperceive.models.get_pretrained_cfg("avmit-gru-yamnet-effnetb0")
+    assert cfg.input["task"] == "clip-classification" and cfg.label_names == AVMIT_LABELS and cfg.hub_id is None
+    assert avperceive.models.get_pretrained_cfg("savc-tiny").input["task"] == "av-correspondence"
+    m = avperceive.create_model("avmit-gru-tiny").eval()
+    m.save_pretrained(tmp_path / "m")
+    back = AVMITClassifier.from_pretrained(str(tmp_path / "m")).eval()
+    a, v = torch.randn(2, 7, 16), torch.randn(2, 7, 24)
+    torch.testing.assert_close(back(a, v), m(a, v))
+    s = avperceive.create_model("savc-tiny").eval()
+    s.save_pretrained(tmp_path / "s")
+    torch.testing.assert_close(SAVCModel.from_pretrained(str(tmp_path / "s")).eval()(a, v), s(a, v))
+
+
+def test_savc_distance_hand_worked():
+    m = SAVCModel(2, 2, hidden=2, rnn="frnn", rnn_units=2, dropout=0.0)
+    with torch.no_grad():
+        for net in (m.audio_net, m.visual_net):
+            for layer in (net[0], net[2]):
+                layer.weight.copy_(torch.eye(2))
+                layer.bias.zero_()
+    a = torch.tensor([[[3.0, 4.0], [1.0, 0.0]]])
+    v = torch.tensor([[[0.0, 2.0], [5.0, 0.0]]])
+    d = m.distances(a, v)
+    # step 0: (0.6, 0.8) vs (0, 1) -> sqrt(0.36 + 0.04); step 1: identical -> sqrt(1e-7)
+    torch.testing.assert_close(d[0, :, 0], torch.tensor([0.4**0.5, 1e-7**0.5]))
+    assert m(a, v).shape == (1, 2)
+
+
+def test_savc_pairs_balanced_and_reshuffled():
+    labels = np.repeat(np.arange(16), 15)  # 15 per class: divisible by the 15 other classes
+    a, v, t = savc_pairs(labels, seed=1, epoch=0)
+    assert len(a) == 2 * 240 and t.tolist() == [1, 0] * 240
+    assert (labels[a[t == 1]] == labels[v[t == 1]]).all()
+    assert (labels[a[t == 0]] != labels[v[t == 0]]).all()
+    assert Counter(labels[a[t == 1]].tolist()) == {c: 15 for c in range(16)}
+    # each audio class meets every other class exactly once among its 15 non-corresponding pairs
+    for c in range(16):
+        partners = Counter(labels[v[(t == 0) & (labels[a] == c)]].tolist())
+        assert partners == {o: 1 for o in range(16) if o != c}
+    intact = (a[t == 1] == v[t == 1]).sum()
+    assert intact == 240  # first draw = the video's own pair
+    a1, v1, _ = savc_pairs(labels, seed=1, epoch=1)
+    a0, v0, _ = savc_pairs(labels, seed=1, epoch=0)
+    assert (a0 == a).all() and (v0 == v).all()
+    assert not ((a1 == a).all() and (v1 == v).all())
+    a2, v2, t2 = savc_pairs(labels, pairs_per_video=3, seed=0)
+    assert len(a2) == 2 * 3 * 240 and (a2[t2 == 1] != v2[t2 == 1]).any()

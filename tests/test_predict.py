@@ -1,0 +1,208 @@
+"""avperceive.predict / `avperceive predict` end to end on the real media fixtures with -tiny models."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import avperceive
+import avperceive.models.dgsct  # noqa: F401  (registers the DG-SCT models)
+import avperceive.models.lavish  # noqa: F401  (registers the LAVisH models)
+from avperceive.cli import main as cli_main
+from avperceive.errors import ConfigError, MediaError
+from avperceive.hub import PretrainedMixin
+from avperceive.io import load_clip
+from avperceive.models import registry
+from avperceive.models.dgsct import AVE_CATEGORIES
+from avperceive.predict import Prediction, PredictTimings, iter_predict, predict
+
+MEDIA = Path(__file__).parent / "data" / "media"
+WEBM = MEDIA / "big_buck_bunny_432_433.webm"
+FLAC = MEDIA / "drum_snare_hard.flac"
+MP4 = MEDIA / "smpte-2997.mp4"
+NAMES = set(AVE_CATEGORIES) | {"background"}
+
+
+@pytest.fixture(scope="module")
+def lavish():
+    torch.manual_seed(0)
+    return avperceive.create_model("lavish-ave-tiny").eval()
+
+
+@pytest.fixture(scope="module")
+def lavish3():
+    """Three 1-s segments: the same preprocessing, a third of the compute (the CPU of CI is small)."""
+    torch.manual_seed(0)
+    return avperceive.create_model("lavish-ave-tiny", num_segments=3).eval()
+
+
+def _check_ave(p: Prediction, source: Path, *, has_video: bool):
+    assert p.source == str(source) and p.task == "ave" and p.model == "lavish-ave-tiny"
+    assert len(p.segments) == 10
+    assert [s.start for s in p.segments] == [float(t) for t in range(10)]
+    assert all(s.label in NAMES for s in p.segments)
+    assert all(0.0 <= s.score <= 1.0 for s in p.segments)
+    assert all(s.is_event == (s.index != 28) for s in p.segments)
+    assert all(s.label == ("background" if s.index == 28 else AVE_CATEGORIES[s.index]) for s in p.segments)
+    assert len(p.topk) == 5 and all(lab in AVE_CATEGORIES for lab, _ in p.topk)
+    assert p.topk[0][1] >= p.topk[-1][1]
+    assert p.has_video is has_video and p.has_audio
+
+
+def test_predict_ave_on_media_files_and_json_roundtrip(lavish):
+    preds = predict([WEBM, FLAC, MP4], model=lavish, batch_size=2)
+    assert len(preds) == 3
+    _check_ave(preds[0], WEBM, has_video=True)
+    _check_ave(preds[1], FLAC, has_video=False)
+    _check_ave(preds[2], MP4, has_video=True)
+    for p in preds:
+        d = json.loads(json.dumps(p.to_dict()))
+        assert Prediction.from_dict(d) == p
+        assert d["segments"][3]["label"] == p.segments[3].label
+        assert sum(e["end"] - e["start"] for e in d["events"]) == sum(s.is_event for s in p.segments)
+    # a 10-s clip covers all ten segments; the 1-s webm is marked invalid past its end only if io says so
+    assert all(s.valid for s in preds[2].segments)
+
+
+def test_same_clip_alone_and_in_batch(lavish3):
+    batch = predict([FLAC, WEBM, FLAC], model=lavish3, batch_size=3)
+    alone = predict(WEBM, model=lavish3)
+    inside = batch[1]
+    assert [s.label for s in alone.segments] == [s.label for s in inside.segments]
+    diff = max(abs(a.score - b.score) for a, b in zip(alone.segments, inside.segments))
+    diff = max(diff, max(abs(a[1] - b[1]) for a, b in zip(alone.topk, inside.topk)))
+    print("max abs diff alone vs batch:", diff)
+    assert diff <= 1e-5
+    assert batch[0] == Prediction.from_dict(batch[2].to_dict())
+
+
+def test_avclip_input_matches_path(lavish3):
+    clip = load_clip(WEBM, duration=10.0, num_frames=10, size=32, sample_rate=16000)
+    from_clip = predict(clip, model=lavish3)
+    from_path = predict(str(WEBM), model=lavish3)
+    assert [s.index for s in from_clip.segments] == [s.index for s in from_path.segments]
+    assert max(abs(a.score - b.score) for a, b in zip(from_clip.segments, from_path.segments)) <= 1e-6
+    with pytest.raises(ConfigError, match="16000 Hz"):
+        predict(load_clip(FLAC, duration=2.0, sample_rate=8000), model=lavish3)
+
+
+def test_dgsct_tiny_by_name_with_decision():
+    torch.manual_seed(0)
+    timings = PredictTimings()
+    (p,) = list(iter_predict([WEBM], model="dgsct-ave-tiny", timings=timings))
+    assert p.model == "dgsct-ave-tiny" and len(p.segments) == 10
+    assert all(s.label in NAMES for s in p.segments)
+    # DG-SCT's score: P(event) * P(class) for an event second, 1 - P(event) for background
+    assert all(0.0 <= s.score <= 1.0 for s in p.segments)
+    assert timings.clips == 1 and timings.model > 0 and timings.decode > 0
+
+
+def test_saved_folder_gives_the_saved_models_output(lavish3, tmp_path):
+    folder = lavish3.save_pretrained(tmp_path / "lavish")
+    a = predict(FLAC, model=f"local-dir:{folder}")
+    b = predict(FLAC, model=lavish3)
+    assert len(a.segments) == 3 and a.model == "lavish-ave-tiny"
+    assert [s.index for s in a.segments] == [s.index for s in b.segments]
+    assert max(abs(x.score - y.score) for x, y in zip(a.segments, b.segments)) <= 1e-6
+
+
+def test_bad_file_raises_in_api_and_is_skipped_by_cli(lavish3, tmp_path, capsys):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    with pytest.raises(MediaError) as info:
+        predict([bad], model=lavish3)
+    assert "broken.mp4" in str(info.value)
+    results = list(iter_predict([FLAC, bad, FLAC], model=lavish3, on_error="skip", batch_size=2))
+    assert [type(r).__name__ for r in results] == ["Prediction", "PredictionFailure", "Prediction"]
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    (folder / "a.flac").write_bytes(FLAC.read_bytes())
+    (folder / "b.mp4").write_bytes(bad.read_bytes())
+    (folder / "notes.txt").write_text("ignored")
+    torch.manual_seed(0)
+    code = cli_main(["predict", str(folder), "--model", "lavish-ave-tiny", "--json", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 1
+    doc = json.loads(captured.out)
+    assert [p["source"] for p in doc["predictions"]] == [str(folder / "a.flac")]
+    assert doc["failures"][0]["source"] == str(folder / "b.mp4") and doc["failures"][0]["error"]
+    assert "skipped" in captured.err and "b.mp4" in captured.err and "1 of 2 file(s) failed" in captured.err
+
+
+def test_cli_text_output_ok(capsys):
+    assert cli_main(["predict", str(FLAC), "--model", "lavish-ave-tiny", "--no-progress"]) == 0
+    assert capsys.readouterr().out.startswith(f"{FLAC}: ")
+    assert cli_main(["predict", str(FLAC), "--model", "no-such-model"]) == 2
+
+
+class MeanClassifier(nn.Module, PretrainedMixin):
+    """Raw-media clip classifier for the test: video (B, T, 3, H, W) + audio (B, S) -> logits (B, K)."""
+
+    def __init__(self, num_classes: int = 3):
+        super().__init__()
+        self.fc = nn.Linear(4, num_classes)
+
+    def forward(self, video: torch.Tensor, audio: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = torch.cat([video.mean(dim=(1, 3, 4)), audio.abs().mean(dim=1, keepdim=True)], dim=-1)
+        return {"logits": self.fc(feats)}
+
+
+def test_clip_classification_topk():
+    from avperceive.models.registry import PretrainedCfg
+
+    cfg = PretrainedCfg(
+        label_names=("low", "mid", "high"),
+        input={"task": "clip-classification", "sample_rate": 8000, "segments": 4, "segment_seconds": 0.5,
+               "frames_per_segment": 1, "size": 16, "mean": [0.5] * 3, "std": [0.25] * 3},
+    )
+    registry.register_model("test-predict-classifier", pretrained_cfgs={"untrained": cfg})(
+        lambda **kw: MeanClassifier(**kw)
+    )
+    try:
+        torch.manual_seed(0)
+        model = avperceive.create_model("test-predict-classifier")
+        p = predict(WEBM, model=model, topk=2)
+        assert p.task == "clip-classification" and p.segments == []
+        assert len(p.topk) == 2 and {lab for lab, _ in p.topk} <= {"low", "mid", "high"}
+        # the probabilities are the softmax of the model's logits on the same preprocessing
+        clip = load_clip(WEBM, duration=2.0, num_frames=4, size=16, sample_rate=8000)
+        video, audio = clip.segments(4, 0.5).model_inputs()
+        video = (video - 0.5) / 0.25
+        with torch.no_grad():
+            probs = model(video[None], audio.reshape(1, -1))["logits"].softmax(-1)[0]
+        assert math.isclose(p.topk[0][1], float(probs.max()), abs_tol=1e-5)
+        assert p.labels == [("low", "mid", "high")[int(probs.argmax())]]
+    finally:
+        registry._REGISTRY.pop("test-predict-classifier")
+
+
+def test_embedding_models_refused_clearly():
+    import avperceive.models.avmit  # noqa: F401
+
+    with pytest.raises(ConfigError, match="precomputed .* embeddings"):
+        predict(FLAC, model="avmit-gru-tiny")
+
+
+def test_event_specific_clip_classifier_gets_onsets():
+    torch.manual_seed(0)
+    model = avperceive.create_model("event-specific-tiny")
+    seen = {}
+    original = model.forward
+
+    def spy(video, audio, onset_mask=None, padding_mask=None):
+        seen["video"], seen["audio"], seen["onsets"] = video.shape, audio.shape, onset_mask
+        return original(video, audio, onset_mask)
+
+    model.forward = spy
+    amen = MEDIA / "loop_amen_full.flac"
+    p = predict(amen, model=model, topk=3)
+    assert seen["video"] == (1, 100, 3, 112, 112) and seen["audio"] == (1, 160000)
+    assert seen["onsets"].shape == (1, 100) and seen["onsets"].dtype == torch.bool
+    assert int(seen["onsets"].sum()) >= 4  # the Amen break has drum hits every few steps
+    assert p.task == "clip-classification" and len(p.topk) == 3
+    assert p.topk[0][1] >= p.topk[1][1] >= p.topk[2][1] and p.topk[0][0].startswith("class_")
