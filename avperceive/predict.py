@@ -405,6 +405,7 @@ def _run_batch(model, spec, items, clips, topk, timings) -> list[Prediction]:
     valid = torch.stack([t[2] for t in tensors])
     with torch.inference_mode():
         video, audio, extra = _frontend(model, video, audio, spec)
+        video, audio = video.to(dtype), audio.to(dtype)  # front-ends may compute in float32
         t1 = time.perf_counter()
         outputs = model(video, audio, **extra)
         if device.type == "cuda":

@@ -164,7 +164,8 @@ def main() -> None:
                     best = min(best, time.perf_counter() - t)
                 peak = mem.mib if peak != peak else min(peak, mem.mib)
             train[ckpt] = (best, peak)
-            print(f"forward+backward ('all', checkpointing {'on' if ckpt else 'off'}): {best:.2f} s, peak +{peak:.0f} MiB")
+            state = "on" if ckpt else "off"
+            print(f"forward+backward ('all', checkpointing {state}): {best:.2f} s, peak +{peak:.0f} MiB")
         result.update(
             train_s=round(train[False][0], 3), train_peak_mib=round(train[False][1], 1),
             train_ckpt_s=round(train[True][0], 3), train_ckpt_peak_mib=round(train[True][1], 1),

@@ -77,12 +77,12 @@ def main() -> None:
     labels = torch.randint(0, NUM_CLASSES, (8,))
     trainable = [p for p in model.parameters() if p.requires_grad]
     print(f"trainable parameters: {sum(p.numel() for p in trainable):,} (adapters + head)")
-    opt = torch.optim.Adam(trainable, lr=1e-3)
-    for step in range(5):
+    for step in range(5):  # a plain SGD loop (any torch.optim optimizer works the same way)
         loss = nn.functional.cross_entropy(model(v, a), labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        grads = torch.autograd.grad(loss, trainable)
+        with torch.no_grad():
+            for p, g in zip(trainable, grads):
+                p.sub_(0.05 * g)
         print(f"step {step} loss {loss.item():.4f}")
 
     model.eval()

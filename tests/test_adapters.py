@@ -143,10 +143,12 @@ def test_latent_attention_fused_equals_reference():
 
 
 @pytest.mark.parametrize("train", [False, True])
-def test_dgsct_adapter_fused_equals_reference(train):
+@pytest.mark.parametrize("sizes", [(32, 10, 16, 14), (8, 20, 16, 6)], ids=["tokens<dim", "tokens>dim"])
+def test_dgsct_adapter_fused_equals_reference(train, sizes):
     torch.manual_seed(2)
-    m = randomise(DGSCTAdapter(32, 10, 16, 14, num_latents=4, reduction=4, groups=2))
-    x, y = torch.randn(3, 10, 32), torch.randn(3, 14, 16)
+    dim, tokens, other_dim, other_tokens = sizes
+    m = randomise(DGSCTAdapter(dim, tokens, other_dim, other_tokens, num_latents=4, reduction=4, groups=2))
+    x, y = torch.randn(3, tokens, dim), torch.randn(3, other_tokens, other_dim)
     outs = both_paths(m, x, y, train=train)
     (r_ref, p_ref), (r_fu, p_fu) = outs["reference"][0], outs["fused"][0]
     d = max((r_ref - r_fu).abs().max().item(), (p_ref - p_fu).abs().max().item())

@@ -187,3 +187,21 @@ def test_adapter_bank_converter_from_whole_checkpoint():
     assert sum(k.endswith("gate_tk") for k in report.dropped) == 8
     with pytest.raises(CheckpointError, match="no"):
         convert_checkpoint("dgsct-adapter-bank", {"swin.x": torch.zeros(1)})
+
+
+def test_example_adapters_in_your_model_runs(capsys):
+    import runpy
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "adapters_in_your_model.py"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: one thread is faster, and steady on a shared CI box
+    try:
+        runpy.run_path(str(example), run_name="__main__")
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    diffs = [float(line.rsplit(" ", 1)[1]) for line in out.splitlines() if "max |diff|" in line]
+    assert len(diffs) == 2 and max(diffs) <= 1e-5
+    losses = [float(line.split()[-1]) for line in out.splitlines() if line.startswith("step")]
+    assert len(losses) == 5 and losses[-1] < losses[0]

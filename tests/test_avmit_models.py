@@ -75,7 +75,8 @@ def test_forward_shapes_and_keras_input_dropout():
 
 def test_registry_and_save_load(tmp_path):
     names = avperceive.list_models("avmit-*")
-    assert {"avmit-frnn-yamnet-effnetb0", "avmit-lstm-vggish-vgg16", "avmit-gru-tiny"} <= set(names)
+    assert {"avmit-frnn-yamnet-effnetb0", "avmit-lstm-vggish-vgg16", "avmit-gru-tiny", "avmit-lstm-tiny"} <= set(names)
+    assert len(names) == 9
     assert len([n for n in avperceive.list_models("savc-*")]) == 7
     cfg = avperceive.models.get_pretrained_cfg("avmit-gru-yamnet-effnetb0")
     assert cfg.input["task"] == "clip-classification" and cfg.label_names == AVMIT_LABELS and cfg.hub_id is None

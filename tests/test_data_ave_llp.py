@@ -85,6 +85,8 @@ def test_llp_known_bad_rows_are_reported():
     zero = {p[2] for p in full.problems if p[3].startswith("zero-length")}
     assert len([p for p in full.problems if p[3].startswith("zero-length")]) == 6
     assert "CaC2xvdLC34_250_260" in zero
+    lines = {p[1] for p in full.problems if p[2] == "CaC2xvdLC34_250_260" and p[3].startswith("zero-length")}
+    assert lines == {48}  # 1-based line in AVVP_eval_audio.csv, header = line 1
     unmatched = {p[2] for p in full.problems if "matches no clip" in p[3]}
     assert unmatched == {
         "7X3oSVoA_90_100", "CSWQ_HzQ_10_20", "P7x4FV4lg_570_580", "17iGUal2M_10_20", "VMTJRpjbE_150_160",

@@ -268,7 +268,9 @@ def test_step_paired_layer_parity_beta0(golden_case):
         for pos in ("p1", "p2"):
             conv = convert_dgsct_adapter_state_dict(w, prefix=f"causal.{fam}_{pos}.0.")
             dims = (c["C_a"], n_a, c["C_v"], n_v) if ours == "audio" else (c["C_v"], n_v, c["C_a"], n_a)
-            ad = DGSCTAdapter(*dims, num_latents=c["num_tk"], reduction=c["reduction_factor"], groups=c["num_conv_group"])
+            ad = DGSCTAdapter(
+                *dims, num_latents=c["num_tk"], reduction=c["reduction_factor"], groups=c["num_conv_group"]
+            )
             load_state_dict_strict(ad, conv.state_dict)
             adapters[(pos, ours)] = ad.eval()
 
@@ -280,8 +282,22 @@ def test_step_paired_layer_parity_beta0(golden_case):
     y = golden_case.outputs
     for name, ours, ref in (
         ("v", v, y["beta_0.v"]), ("a", a, y["beta_0.a"]),
-        ("v_map", map_v, y["beta_0.v_spatial_attention"][:, 0]), ("a_map", map_a, y["beta_0.a_spatial_attention"][:, 0]),
+        ("v_map", map_v, y["beta_0.v_spatial_attention"][:, 0]),
+        ("a_map", map_a, y["beta_0.a_spatial_attention"][:, 0]),
     ):
         diff = (ours - ref).abs().max().item()
         print(name, diff)
         assert diff < 1e-4, name
+
+
+def test_bf16_autocast_runs_and_stays_close():
+    model = _tiny()
+    _randomise_gates(model)
+    video, audio = _inputs()
+    with torch.no_grad():
+        ref = model(video, audio)["event_scores"]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(video, audio)["event_scores"]
+    diff = (low.float() - ref).abs().max().item()
+    print("bf16 vs fp32", diff, ref.abs().max().item())
+    assert diff < 0.1 * ref.abs().max().item()

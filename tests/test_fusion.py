@@ -133,6 +133,22 @@ def test_module_logits_heads_and_layer_subsets():
         fusion(z_v, z_a, padding_mask=torch.ones(2, 5, dtype=torch.bool))
 
 
+def test_half_unimodal_heads_equal_the_concat_layout():
+    torch.manual_seed(0)
+    concat = EventSpecificFusion(dim=3, num_classes=4, layers=("visual", "audio"))
+    half = EventSpecificFusion(dim=3, num_classes=4, layers=("visual", "audio"), unimodal_heads="half")
+    assert half.heads["visual"].weight.shape == (4, 3)
+    with torch.no_grad():
+        half.heads["visual"].weight.copy_(concat.heads["visual"].weight[:, :3])
+        half.heads["audio"].weight.copy_(concat.heads["audio"].weight[:, 3:])
+        half.heads["visual"].bias.copy_(concat.heads["visual"].bias)
+        half.heads["audio"].bias.copy_(concat.heads["audio"].bias)
+    z_v, z_a = torch.randn(2, 6, 3), torch.randn(2, 6, 3)
+    a, b = concat(z_v, z_a), half(z_v, z_a)
+    for name in ("visual", "audio"):
+        torch.testing.assert_close(b[name], a[name])
+
+
 def test_bf16_autocast_runs():
     fusion = EventSpecificFusion(dim=4, num_classes=3)
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -167,6 +167,9 @@ def test_hub_cache_offline_env(saved, tmp_path, monkeypatch):
     # the registry's own source (hub_id + pinned revision) through create_model(pretrained=True)
     m = create_model(f"{ARCH}.hub", pretrained=True, cache_dir=cache)
     assert torch.equal(m(x), model(x))
+    # a Hub source as the name: the architecture comes from the cached config.json
+    m = create_model("hf-hub:avp-test/tiny", cache_dir=cache)
+    assert type(m) is TinyNet and m.architecture == ARCH and torch.equal(m(x), model(x))
     assert time.perf_counter() - t0 < 5.0
 
 

@@ -172,3 +172,91 @@ def test_path_like(tmp_path):
     torch.save(_reference_sd(), src)
     report = convert_mod.convert_checkpoint(KIND, src, return_report=True)
     assert report.dropped == {"net.num_batches_tracked": "bookkeeping counter, unused at inference"}
+
+
+def test_cli_convert_real_dgsct_head_golden_weights(tmp_path, capsys):
+    """The registered 'dgsct-head' converter on reference-layout weights (golden g3, a Lightning-like .pt)."""
+    from safetensors.torch import load_file
+
+    golden = Path(__file__).parent / "data" / "golden" / "g3_dgsct_head.safetensors"
+    if not golden.is_file():
+        pytest.skip("golden g3 not present")
+    if "dgsct-head" not in list_converters():
+        pytest.skip("dgsct-head converter not registered")
+    ref = {k[len("weights."):]: v for k, v in load_file(str(golden)).items() if k.startswith("weights.")}
+    src = tmp_path / "best.pt"
+    torch.save({"state_dict": ref, "epoch": 5}, src)
+    out = tmp_path / "head"
+    assert cli_main(["convert", "dgsct-head", str(src), str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "template layer" in printed  # dead keys of the reference are dropped with a reason
+    info = converter_info("dgsct-head")
+    module_name, _, cls_name = info.architecture.partition(":")
+    import importlib
+
+    from avperceive.hub import load_pretrained_module
+
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    head = load_pretrained_module(cls, out)
+    dropped = convert_mod.convert_checkpoint("dgsct-head", ref, return_report=True).dropped
+    kept = {k: v for k, v in ref.items() if k not in dropped}
+    assert sum(v.numel() for v in head.state_dict().values()) == sum(v.numel() for v in kept.values())
+
+
+def test_progress_bar_render_and_track():
+    import io
+
+    from avperceive.progress import ProgressBar, track
+
+    stream = io.StringIO()
+    with ProgressBar(4, desc="files", disable=False, stream=stream, width=8) as bar:
+        bar.update(2)
+        assert bar.render().startswith("files:  50% |####    | 2/4 [")
+        bar.update(2)
+    assert stream.getvalue().rstrip().split("\r")[-1].startswith("files: 100% |########| 4/4")
+    assert stream.getvalue().endswith("\n")
+    assert ProgressBar(2048, unit="B", disable=True).render().endswith("0B/2.0KB [00:00<00:00]")
+    assert list(track(range(3), disable=True)) == [0, 1, 2]
+
+
+def test_every_registered_kind_has_a_buildable_target():
+    import importlib
+
+    from avperceive.hub.convert_cli import target_of
+    from avperceive.models import list_models
+
+    for kind in list_converters():
+        if kind.startswith("test-convert"):
+            continue
+        target = target_of(kind)
+        assert target, kind
+        if ":" in target:
+            module_name, _, cls_name = target.partition(":")
+            assert isinstance(getattr(importlib.import_module(module_name), cls_name), type), kind
+        else:
+            assert target in list_models(), kind
+
+
+@pytest.mark.parametrize(
+    "case,kind",
+    [("g1_dgsct_adapter", "dgsct-adapter"), ("g2_lavish_adapter", "lavish-adapter"), ("g4_htsat", "htsat"),
+     ("g6_swinv2", "swinv2-timm")],
+)
+def test_cli_convert_golden_reference_weights_without_arch(case, kind, tmp_path, capsys):
+    """Reference-layout weights of the golden set through `avperceive convert KIND` with no --arch."""
+    from safetensors.torch import load_file
+
+    golden = Path(__file__).parent / "data" / "golden" / f"{case}.safetensors"
+    if not golden.is_file() or kind not in list_converters():
+        pytest.skip(f"{case} or converter {kind} absent")
+    ref = {k[len("weights."):]: v for k, v in load_file(str(golden)).items() if k.startswith("weights.")}
+    src = tmp_path / "ref.pt"
+    torch.save({"state_dict": ref}, src)
+    assert cli_main(["convert", kind, str(src), str(tmp_path / "out"), "--no-progress"]) == 0
+    assert "checked strictly against" in capsys.readouterr().out
+    from safetensors.torch import load_file as load
+
+    written = load(str(tmp_path / "out" / "model.safetensors"))
+    report = convert_mod.convert_checkpoint(kind, ref, return_report=True)
+    assert sorted(written) == sorted(report.state_dict)
+    assert all(torch.equal(written[k], report.state_dict[k]) for k in written)

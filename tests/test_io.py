@@ -67,6 +67,18 @@ def test_num_frames_picks_frames_by_time_and_matches_full_decode(files):
     assert sparse.fps == pytest.approx(5.0)
 
 
+def test_skipping_unreferenced_b_frames_keeps_pixels(tmp_path):
+    path = write_clip(_ramp_clip(), tmp_path / "bframes.mp4", gop=12)  # x264 "medium": B-frames
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].codec_context.has_b_frames
+    full = load_clip(path, audio=False)
+    for skip in (True, False):
+        sparse = load_clip(path, num_frames=7, audio=False, skip_nonref=skip)
+        for i, t in enumerate(sparse.frame_times.tolist()):
+            assert torch.equal(sparse.video[i], full.video[int(round(t * 25))])
+        assert np.allclose(sparse.frame_times.numpy(), np.floor(((np.arange(7) + 0.5) * 2 / 7) * 25) / 25)
+
+
 def test_window_fps_size_resample(files):
     clip = load_clip(files["mkv"], start=0.45, duration=0.5, fps=10, size=16, sample_rate=8000)
     assert clip.frame_times.tolist() == pytest.approx([0.44, 0.52, 0.64, 0.72, 0.84])
@@ -106,6 +118,10 @@ def test_segments_layout_and_padding(files):
     video, audio = seg.model_inputs()
     assert video.shape == (3, 3, 16, 16) and audio.shape == (3, 8000)
     assert float(video.max()) <= 1.0
+    full = load_clip(files["mp4"], size=16, audio=False)
+    two = full.segments(T=2, seconds=1.0, frames_per_segment=2)  # frames on screen at 0.25, 0.75, 1.25, 1.75 s
+    assert two.video.shape == (2, 2, 16, 16, 3) and two.model_inputs()[0].shape == (2, 2, 3, 16, 16)
+    assert torch.equal(two.video[1, 1], full.video[round(1.75 * 25 - 0.5)])
 
 
 def test_window_past_end_of_file_is_padded_and_marked(files):

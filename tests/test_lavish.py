@@ -122,6 +122,6 @@ def test_full_size_reference_layout_converts_and_loads_strictly():
         model = LAVisH(**conv.config)
     load_state_dict_strict(model, conv.state_dict)
     assert set_trainable(model, "cls") == 1_573_376 + 14_877
-    adapters = sum(n for g, n in ((g, v["n_elems"]) for g, v in man["top_level_groups"].items()) if "adapter_blocks" in g)
+    adapters = sum(v["n_elems"] for g, v in man["top_level_groups"].items() if "adapter_blocks" in g)
     buffers = sum(b.numel() for name, b in model.adapters.named_buffers())
     assert set_trainable(model, "adapters") == adapters - buffers

@@ -104,3 +104,11 @@ def test_free_marginal_kappa_reproduces_soundactions_table2():
     assert round(free_marginal_kappa(votes, 4), 2) == 0.46
     ej = np.array([[0, 0, 0]] * 254 + [[0, 0, 1]] * (885 - 254) + [[0, 1, 2]] * (1000 - 885))
     assert round(free_marginal_kappa(ej, 3), 2) == 0.20
+
+
+def test_ave_rule_matches_nn_heads_decision():
+    from avperceive.nn.heads import ave_decision
+
+    g = torch.Generator().manual_seed(0)
+    is_event, event = torch.randn(5, 10, generator=g), torch.randn(5, 28, generator=g)
+    assert torch.equal(ave_segment_predictions(is_event, event), ave_decision(is_event, event))

@@ -65,8 +65,9 @@ def test_predict_ave_on_media_files_and_json_roundtrip(lavish):
         assert Prediction.from_dict(d) == p
         assert d["segments"][3]["label"] == p.segments[3].label
         assert sum(e["end"] - e["start"] for e in d["events"]) == sum(s.is_event for s in p.segments)
-    # a 10-s clip covers all ten segments; the 1-s webm is marked invalid past its end only if io says so
+    # the 10-s mp4 covers all ten segments; the 1-s webm only the first (the rest is zero padding)
     assert all(s.valid for s in preds[2].segments)
+    assert [s.valid for s in preds[0].segments] == [True] + [False] * 9
 
 
 def test_same_clip_alone_and_in_batch(lavish3):
@@ -206,3 +207,14 @@ def test_event_specific_clip_classifier_gets_onsets():
     assert int(seen["onsets"].sum()) >= 4  # the Amen break has drum hits every few steps
     assert p.task == "clip-classification" and len(p.topk) == 3
     assert p.topk[0][1] >= p.topk[1][1] >= p.topk[2][1] and p.topk[0][0].startswith("class_")
+
+
+def test_bfloat16_matches_float32_labels():
+    torch.manual_seed(0)
+    model = avperceive.create_model("lavish-ave-tiny", num_segments=2)
+    a = predict(FLAC, model=model)
+    b = predict(FLAC, model=model, dtype=torch.bfloat16)
+    assert next(model.parameters()).dtype == torch.bfloat16
+    diff = max(abs(x.score - y.score) for x, y in zip(a.segments, b.segments))
+    print("max abs score diff bf16 vs fp32:", diff)
+    assert diff < 0.02

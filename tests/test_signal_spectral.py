@@ -189,3 +189,17 @@ def test_frontends_follow_device_of_module_and_input():
     meta = fe.to("meta")
     out = meta(torch.zeros(2, 1000, device="meta"))
     assert out.device.type == "meta" and out.shape == (2, 1, 1 + 1000 // 64, 16)
+
+
+@pytest.mark.parametrize("n_mels,htk", [(128, False), (40, True), (20, False)])
+def test_mel_frames_blocked_banded_equals_dense_product(n_mels, htk):
+    from avperceive.signal import mel_frames, spectrogram_frames
+
+    x = _wave(3 * 22050, batch=2, seed=4)  # > one cache block of frames per item
+    fb = mel_filterbank(22050, 1024, n_mels, htk=htk)
+    dense = spectrogram_frames(x, 1024, 128) @ fb.T
+    ours = mel_frames(x, 1024, 128, fb)
+    assert ours.shape == dense.shape == (2, 1 + 3 * 22050 // 128, n_mels)
+    torch.testing.assert_close(ours, dense, rtol=1e-4, atol=1e-6 * float(dense.max()))
+    magnitude = mel_frames(x, 1024, 128, fb, power=1.0)
+    torch.testing.assert_close(magnitude, spectrogram_frames(x, 1024, 128, power=1.0) @ fb.T, rtol=1e-4, atol=1e-5)

@@ -1,5 +1,6 @@
 """SoundActions reader (real labels.csv), material cleaning, majority merge, stratified k-fold."""
 
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -125,14 +126,14 @@ def test_dgsct_layout_and_missing_modality(tmp_path, monkeypatch):
 
     def fake_load_clip(path, **kw):
         seen.update(kw)
-        return _FakeClip(kw["num_frames"], 25 * kw["sample_rate"] // 10)  # 2.5 s of audio
+        return _FakeClip(int(kw["duration"] * kw["fps"]), 25 * kw["sample_rate"] // 10)  # 2.5 s of audio
 
     monkeypatch.setattr(avio, "load_clip", fake_load_clip, raising=False)
     kw = dict(segments=4, sample_rate=100, tile_to=250, size=8, on_error="skip")
     ds = SoundActions(tmp_path, **kw)
     assert ds.media_root == media
     s = ds[1]
-    assert seen["num_frames"] == 4 and seen["sample_rate"] == 100 and seen["size"] == 8
+    assert seen["fps"] == 1.0 and seen["duration"] == 4.0 and seen["sample_rate"] == 100 and seen["size"] == 8
     assert s["video"].shape == (4, 3, 8, 8) and s["audio"].shape == (4, 250)
     assert s["video"][0, 0, 0, 0] == pytest.approx((1 - 0.485) / 0.229, rel=1e-5)
     wave = torch.arange(250, dtype=torch.float32) / 250
@@ -149,3 +150,18 @@ def test_dgsct_layout_and_missing_modality(tmp_path, monkeypatch):
         SoundActions(tmp_path, match="sorted", **kw)
     with pytest.raises(MediaError, match="4.mp4"):
         SoundActions(tmp_path, segments=4, sample_rate=100, tile_to=250, size=8)[3]
+
+
+def test_dgsct_layout_on_a_real_file(tmp_path):
+    media = tmp_path / "video-HD"
+    media.mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "media" / "big_buck_bunny_432_433.webm", media / "1.webm")
+    (tmp_path / "labels.csv").write_text(
+        "SoundAction No.,Perception type,Material,Environment,Enjoyability\n1,Impulse,metal,room,Yes\n"
+    )
+    s = SoundActions(tmp_path, segments=10, sample_rate=32000, tile_to=320000, size=16)[0]
+    assert s["video"].shape == (10, 3, 16, 16) and s["audio"].shape == (10, 320000)
+    assert s["audio"][0].abs().max() > 0.01  # the first second holds sound, tiled 10x
+    torch.testing.assert_close(s["audio"][0, :32000], s["audio"][0, 32000:64000])
+    assert s["audio"][2:].abs().max() == 0 and s["audio"][1, 1000:32000].abs().max() == 0  # 1.006 s, zero-padded
+    assert s["target"] == 0

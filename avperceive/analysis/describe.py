@@ -307,7 +307,7 @@ def describe(
         from ..io.load import probe
 
         info = probe(path_or_clip)
-        fps = min(info["fps"], max_fps) if info["fps"] else None
+        fps = max_fps if info["fps"] and info["fps"] > max_fps else None  # None: every frame
         clip = load_clip(path_or_clip, start=start, duration=duration, fps=fps, size=analysis_size,
                          sample_rate=ANALYSIS_SAMPLE_RATE)
     cues: list[str] = []

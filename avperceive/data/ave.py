@@ -54,6 +54,7 @@ class AVE(MediaDataset):
         media_root: folder with ``<VideoID>.mp4`` (``None``: annotations only).
         features_root: folder with the official ``audio_feature.h5`` / ``visual_feature.h5``
             (key ``avadataset``, rows in Annotations.txt order); read lazily with h5py (optional extra).
+            Default: ``root`` when ``root/audio_feature.h5`` exists.
         on_error, clip_kwargs, transform: see :class:`~avperceive.data.base.MediaDataset`.
 
     A sample is a dict: ``name`` (VideoID), ``row`` (index into Annotations.txt, header excluded),
@@ -79,6 +80,8 @@ class AVE(MediaDataset):
         self.root = Path(root)
         self.split = split
         self.media_ext = media_ext
+        if features_root is None and (self.root / "audio_feature.h5").is_file():
+            features_root = self.root
         self.features_root = Path(features_root) if features_root is not None else None
         annotations = read_ave_annotations(self.root / "Annotations.txt")
         cat_file = self.root / "categories.txt"

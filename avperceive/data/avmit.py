@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, MediaError
-from .base import MediaDataset, read_text_rows
+from .base import MediaDataset, SkippedSample, read_text_rows
 from .tfrecord import parse_sequence_example, read_tfrecords
 
 __all__ = ["AVMIT", "AVMIT_CLASSES", "read_avmit_embeddings", "rating_flags"]
@@ -212,8 +212,6 @@ class AVMIT(MediaDataset):
         except MediaError as err:
             if self.on_error == "raise":
                 raise
-            from .base import SkippedSample
-
             name = self.records[index]["name"]
             self.skipped[name] = err.reason
             return SkippedSample(index, name, str(emb_path), err.reason)

@@ -46,12 +46,13 @@ _FEATURE_DIRS = (("audio_feature", "vggish"), ("visual_feature", "res152"), ("mo
 
 @dataclass(frozen=True)
 class LLPEvent:
-    """One segment-level event row: clip ``filename``, ``[onset, offset)`` in seconds, ``label``."""
+    """One segment-level event row: clip ``filename``, ``[onset, offset)`` in seconds, ``label``, file ``line``."""
 
     filename: str
     onset: int
     offset: int
     label: str
+    line: int = 0
 
 
 def parse_llp_filename(filename: str) -> tuple[str, float, float]:
@@ -141,7 +142,7 @@ class LLP(MediaDataset):
                 self.problems.append((fname, line, row[0] if row else "", f"expected 4 fields, got {len(row)}"))
                 continue
             try:
-                ev = LLPEvent(row[0], int(float(row[1])), int(float(row[2])), row[3])
+                ev = LLPEvent(row[0], int(float(row[1])), int(float(row[2])), row[3], line)
             except ValueError:
                 self.problems.append((fname, line, row[0], f"onset/offset not numbers: {row[1]!r}, {row[2]!r}"))
                 continue
@@ -155,14 +156,11 @@ class LLP(MediaDataset):
     def _densify(self, kind: str, events: list[LLPEvent]) -> None:
         """Fill ``GT[cls, onset:offset] = 1`` for the events of clips in this split; report the rest."""
         fname = "AVVP_eval_audio.csv" if kind == "audio_gt" else "AVVP_eval_visual.csv"
-        line_of = {}
-        for i, ev in enumerate(events):
-            line_of.setdefault(id(ev), i + 2)
         for ev in events:
             idx = self.index_of.get(ev.filename)
             if idx is None:
                 if self.split in ("val", "test", "full") and not _in_any_split(self.root, ev.filename):
-                    self.problems.append((fname, line_of[id(ev)], ev.filename, "matches no clip of val or test"))
+                    self.problems.append((fname, ev.line, ev.filename, "matches no clip of val or test"))
                 continue
             if ev.label not in self.class_to_index:
                 continue
@@ -171,7 +169,7 @@ class LLP(MediaDataset):
             gt[self.class_to_index[ev.label], ev.onset : ev.offset] = 1.0
             if ev.label not in self.records[idx]["label_names"]:
                 self.problems.append(
-                    (fname, line_of[id(ev)], ev.filename, f"event class {ev.label!r} is not among the weak labels")
+                    (fname, ev.line, ev.filename, f"event class {ev.label!r} is not among the weak labels")
                 )
 
     @property

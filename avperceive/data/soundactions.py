@@ -201,7 +201,7 @@ class SoundActions(MediaDataset):
         kwargs["clip_kwargs"] = {
             "start": 0.0,
             "duration": float(segments),
-            "num_frames": segments,
+            "fps": 1.0,  # frames at 0, 1, 2, ... s (the reference takes frames 1, 26, 51, ... of 25-fps video)
             "size": size,
             "sample_rate": sample_rate,
             "mono": True,

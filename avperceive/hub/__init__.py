@@ -2,8 +2,8 @@
 
 from .convert import ConvertedCheckpoint, convert_checkpoint, list_converters, register_converter
 from .mixin import PretrainedMixin, load_state_dict_strict
-from .pretrained_cfg import PretrainedCfg
 from .pretrained import load_pretrained_module
+from .pretrained_cfg import PretrainedCfg
 
 __all__ = [
     "ConvertedCheckpoint",

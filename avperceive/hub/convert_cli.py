@@ -26,10 +26,27 @@ from ..errors import CheckpointError, ConfigError
 from .convert import ConvertedCheckpoint, convert_checkpoint, converter_info, list_converters
 from .mixin import CONFIG_NAME, WEIGHTS_NAME, load_state_dict_strict
 
-__all__ = ["add_subcommand", "convert_to_folder", "build_target"]
+__all__ = ["add_subcommand", "convert_to_folder", "build_target", "target_of", "DEFAULT_TARGETS"]
 
 #: files larger than this get a progress bar while they are read.
 LARGE_FILE_BYTES = 32 * 1024 * 1024
+
+#: Targets of the converter kinds registered without ``architecture=`` (the registration wins when
+#: it names one). Class paths are ``package.module:Class``; constructor args come from the converter.
+DEFAULT_TARGETS = {
+    "dgsct-adapter": "avperceive.nn.adapters:DGSCTAdapter",
+    "lavish-adapter": "avperceive.nn.adapters:LAVisHAdapter",
+    "dgsct-adapter-bank": "avperceive.nn.adapter_bank:AdapterBank",
+    "lavish-adapter-bank": "avperceive.nn.adapter_bank:AdapterBank",
+    "htsat": "avperceive.backbones.htsat:HTSAT",
+    "swinv2-timm": "avperceive.backbones.swinv2:SwinV2",
+    "mc3-torchvision": "avperceive.backbones.mc3:MC3",
+}
+
+
+def target_of(kind: str) -> str | None:
+    """The architecture a converter kind targets: its registration's, else :data:`DEFAULT_TARGETS`."""
+    return converter_info(kind).architecture or DEFAULT_TARGETS.get(kind)
 
 
 def build_target(architecture: str, config: dict[str, Any]) -> torch.nn.Module:
@@ -86,13 +103,13 @@ def convert_to_folder(
     Returns:
         ``(report, architecture)``: the :class:`ConvertedCheckpoint` and the target it was checked on.
     """
-    info = converter_info(kind)
+    converter_info(kind)  # fail early on an unknown kind, before reading a large file
     src = Path(src)
     if progress is None:
         progress = src.is_file() and src.stat().st_size > LARGE_FILE_BYTES
     report: ConvertedCheckpoint = convert_checkpoint(kind, src, return_report=True, progress=progress)
     config = dict(report.config)
-    target = architecture or config.pop("architecture", None) or info.architecture
+    target = architecture or config.pop("architecture", None) or target_of(kind)
     config.pop("architecture", None)
     if target is None:
         from ..models import list_models  # lazy: see the module docstring
@@ -124,7 +141,7 @@ def _parse_overrides(items: list[str]) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     if args.list:
         for kind, desc in list_converters().items():
-            arch = converter_info(kind).architecture
+            arch = target_of(kind)
             print(f"{kind:20s} -> {arch or '(--arch needed)'}  {desc}")
         return 0
     if not (args.kind and args.src and args.out_dir):

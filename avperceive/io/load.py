@@ -2,7 +2,8 @@
 
 Video goes through PyAV: the packet index (demuxed, not decoded) tells where the keyframes
 are, so for sparse frame sampling the reader seeks to the keyframe before each wanted frame
-and decodes forward only when that skips frames; frames are chosen by presentation time
+and decodes forward only when that skips frames, skipping unreferenced frames (``NONREF``)
+that are not wanted; frames are chosen by presentation time
 (``frame.time``: variable-frame-rate safe, never ``index / fps``), and the chosen frames are
 resized inside the pixel-format conversion with one swscale thread (``to_ndarray(width=,
 height=, threads=1)``; see the PyAV notes in ``docs/io.md``). Audio inside containers is
@@ -73,9 +74,15 @@ def _packets(container, stream, path: str) -> Iterator:
         yield packet
 
 
-def _decode(container, stream, path: str) -> Iterator:
+def _decode(container, stream, path: str, keep: set[int] | None = None) -> Iterator:
+    """Decode one stream. With ``keep`` (packet pts), frames no other frame references are
+    skipped (``skip_frame="NONREF"``) unless their pts is in ``keep``: skipping them changes
+    no decoded picture, since nothing predicts from them."""
     bad = 0
+    context = stream.codec_context
     for packet in _packets(container, stream, path):
+        if keep is not None:
+            context.skip_frame = "DEFAULT" if packet.pts is None or packet.pts in keep else "NONREF"
         try:
             frames = packet.decode()
         except av.FFmpegError as err:
@@ -161,7 +168,7 @@ def _to_array(frame, size: tuple[int, int] | None, interpolation: str) -> np.nda
     return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation=interpolation, threads=1)
 
 
-def _read_video(path, start, duration, targets, size, interpolation, thread_type):
+def _read_video(path, start, duration, targets, size, interpolation, thread_type, skip_nonref=True):
     """Returns (frames uint8 (T,H,W,3), times float64 (T,), stream average fps)."""
     with _open(path) as container:
         vs = container.streams.video[0]
@@ -187,15 +194,20 @@ def _read_video(path, start, duration, targets, size, interpolation, thread_type
         # Packet index: presentation times of all packets and of the keyframes (demux only, cheap).
         keyframes: list[float] = []
         pts_times: list[float] = []
+        pts_int: list[int] = []
         for packet in _packets(container, vs, path):
             if packet.pts is None or packet.size == 0:
                 continue
             t = float(packet.pts * tb)
             pts_times.append(t)
+            pts_int.append(int(packet.pts))
             if packet.is_keyframe:
                 keyframes.append(t)
+        pts_int.sort()
         pts_times.sort()
         keyframes.sort()
+        # packets of the frames on screen at the targets: the last pts <= target (VFR-safe)
+        keep = {pts_int[max(0, bisect.bisect_right(pts_times, t + 1e-9) - 1)] for t in targets} if pts_int else set()
         if not pts_times:
             raise MediaError(path, "video stream holds no frames")
 
@@ -205,15 +217,14 @@ def _read_video(path, start, duration, targets, size, interpolation, thread_type
         nxt = None  # look-ahead frame, time > the previous target
         ended = False
         for t in sorted(set(targets)):
-            if nxt is not None and nxt.time > t or ended:
-                pass  # the frame on screen at t is already decoded
-            else:
+            already = ended or (nxt is not None and nxt.time > t)  # the frame on screen at t is decoded
+            if not already:
                 k = bisect.bisect_right(keyframes, t) - 1
                 key_time = keyframes[k] if k >= 0 else pts_times[0]
                 latest = nxt if nxt is not None else cur
                 if decoder is None or latest is None or key_time > latest.time:
                     container.seek(int(round(key_time / tb)), stream=vs, backward=True)
-                    decoder = _decode(container, vs, path)
+                    decoder = _decode(container, vs, path, keep=keep if skip_nonref else None)
                     cur = nxt = None
                 elif nxt is not None:
                     cur, nxt = nxt, None
@@ -340,7 +351,8 @@ def load_clip(
     video: Want = True,
     audio: Want = True,
     interpolation: str = "AREA",
-    thread_type: str = "AUTO",
+    thread_type: str | None = None,
+    skip_nonref: bool = True,
 ) -> AVClip:
     """Decode the part of a media file that is asked for.
 
@@ -359,7 +371,11 @@ def load_clip(
             shape and ``has_video/has_audio=False``), ``False`` skip (zeros), ``"required"``
             raise :class:`MediaError` if the stream is absent.
         interpolation: swscale interpolation for resizing (``"AREA"``, ``"BILINEAR"``, ``"FAST_BILINEAR"``...).
-        thread_type: decoder threading (``"AUTO"``; use ``"NONE"`` inside DataLoader workers).
+        thread_type: decoder threading. Default: ``"AUTO"`` (frame + slice threads) when every
+            frame is decoded, ``"SLICE"`` when sampling frames (frame threading decodes frames
+            ahead that a seek then throws away: 2x slower here). Use ``"NONE"`` in DataLoader workers.
+        skip_nonref: when sampling frames, do not decode frames that no other frame references
+            (e.g. most H.264 B-frames) unless they are wanted; pixels are unchanged.
 
     Returns:
         :class:`AVClip` with video uint8 ``(T, H, W, 3)`` and audio float32 ``(C, S)``,
@@ -395,7 +411,10 @@ def load_clip(
     has_video = bool(video) and info["has_video"]
     frames_fps = 0.0
     if has_video:
-        frames, times, avg_fps = _read_video(path, start, duration, targets, size, interpolation, thread_type)
+        if thread_type is None:
+            thread_type = "AUTO" if targets is None else "SLICE"
+        frames, times, avg_fps = _read_video(path, start, duration, targets, size, interpolation, thread_type,
+                                              skip_nonref)
         if not frames:
             raise MediaError(path, f"no decodable video frame in [{start:.3f}, {start + duration:.3f}) s")
         video_t = torch.from_numpy(np.stack(frames))

@@ -191,18 +191,25 @@ def _register_paper_models() -> None:
 _register_paper_models()
 
 
-@register_model(
-    "avmit-gru-tiny",
-    pretrained_cfgs={
-        "untrained": PretrainedCfg(
-            paper=_PAPER,
-            input={**_input_cfg("vggish-vgg16"), "embeddings": "synthetic-16-24"},
-            label_names=AVMIT_LABELS,
-            notes="Tiny AVMIT classifier (audio 16-d, visual 24-d embeddings) for tests and examples.",
-        )
-    },
-)
-def avmit_gru_tiny(**overrides) -> AVMITClassifier:
-    """AVMIT GRU classifier on tiny 16-d / 24-d embeddings (8 units, bottleneck 8)."""
-    cfg = dict(audio_dim=16, visual_dim=24, rnn="gru", rnn_units=8, bottleneck=8, activation="relu", dropout=0.1)
-    return AVMITClassifier(**{**cfg, **overrides})
+def _register_tiny_models() -> None:
+    for kind in _RNNS:
+        cfg = dict(audio_dim=16, visual_dim=24, rnn=kind, rnn_units=8, bottleneck=8, activation="relu", dropout=0.1)
+
+        def builder(_cfg=cfg, **overrides) -> AVMITClassifier:
+            return AVMITClassifier(**{**_cfg, **overrides})
+
+        builder.__doc__ = f"AVMIT {kind.upper()} classifier on tiny 16-d / 24-d embeddings (8 units, bottleneck 8)."
+        register_model(
+            f"avmit-{kind}-tiny",
+            pretrained_cfgs={
+                "untrained": PretrainedCfg(
+                    paper=_PAPER,
+                    input={**_input_cfg("vggish-vgg16"), "embeddings": "synthetic-16-24"},
+                    label_names=AVMIT_LABELS,
+                    notes="Tiny AVMIT classifier (audio 16-d, visual 24-d embeddings) for tests and examples.",
+                )
+            },
+        )(builder)
+
+
+_register_tiny_models()

@@ -38,7 +38,7 @@ from ..backbones.htsat import HTSAT
 from ..backbones.swinv2 import SwinV2
 from ..errors import ConfigError
 from ..hub.mixin import PretrainedMixin
-from ..nn.adapters import DGSCTAdapter
+from ..nn.adapter_bank import AdapterBank
 from ..nn.heads import CMBSHead, ave_decision
 from ..nn.temporal import TemporalAttention
 from .registry import PretrainedCfg, register_model
@@ -63,8 +63,6 @@ AVE_CATEGORIES: tuple[str, ...] = (
 )
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-FAMILIES = ("audio_p1", "video_p1", "audio_p2", "video_p2")
 
 #: ``fn(i, position, modality, own, other) -> (residual, spatial_map | None)``; position "p1"/"p2",
 #: modality "audio"/"video". Lets a caller (e.g. an EoPMA ensemble) replace the adapters of a layer.
@@ -203,19 +201,12 @@ class DGSCT(nn.Module, PretrainedMixin):
         )
         v_dims, v_tokens = self._stage_geometry(self.video_backbone)
         a_dims, a_tokens = self._stage_geometry(self.audio_backbone)
-        adapters = {f: nn.ModuleList() for f in FAMILIES}
-        for layer in self.layers:
-            s = layer.stage
-            for pos in ("p1", "p2"):
-                adapters[f"audio_{pos}"].append(
-                    DGSCTAdapter(a_dims[s], a_tokens[s], v_dims[s], v_tokens[s], num_latents, reduction, groups,
-                                 attn_impl=attn_impl)
-                )
-                adapters[f"video_{pos}"].append(
-                    DGSCTAdapter(v_dims[s], v_tokens[s], a_dims[s], a_tokens[s], num_latents, reduction, groups,
-                                 attn_impl=attn_impl)
-                )
-        self.adapters = nn.ModuleDict(adapters)
+        stages = [layer.stage for layer in self.layers]
+        self.adapters = AdapterBank.dgsct(
+            [v_dims[s] for s in stages], [a_dims[s] for s in stages], [v_tokens[s] for s in stages],
+            [a_tokens[s] for s in stages], num_latents=num_latents, reduction=reduction, groups=groups,
+            attn_impl=attn_impl,
+        )
         self.temporal = TemporalAttention(
             video_dim=v_dims[-1], audio_dim=a_dims[-1], d_model=d_model, video_input_dim=video_input_dim,
             audio_input_dim=audio_input_dim, ffn_dim=ffn_dim, attn_impl=attn_impl,

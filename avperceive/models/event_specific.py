@@ -65,6 +65,8 @@ class EventSpecificModel(nn.Module, PretrainedMixin):
             pools must multiply to ``frames / steps`` of the log-mel (10 for 1000 frames -> 100 steps).
         k: steps of the instant layer.
         layers: which of ``("continuous", "instant", "onset", "visual", "audio")``.
+        unimodal_heads: ``"concat"`` (the paper's 2D-input heads) or ``"half"`` (D-input heads for the
+            visual / audio layers); see :class:`~avperceive.nn.EventSpecificFusion`.
 
     Inputs of :meth:`forward`:
         video: ``(B, T, 3, H, W)`` (the library's layout) or, with ``channels_first=True``,
@@ -88,6 +90,7 @@ class EventSpecificModel(nn.Module, PretrainedMixin):
         audio_freq_pools: Sequence[int] = (2, 2, 2, 2),
         k: int = 10,
         layers: Sequence[str] = EVENT_LAYERS,
+        unimodal_heads: str = "concat",
     ):
         super().__init__()
         if audio_channels[-1] != video_widths[-1]:
@@ -97,7 +100,9 @@ class EventSpecificModel(nn.Module, PretrainedMixin):
             )
         self.video_backbone = MC3(tuple(video_widths), tuple(video_blocks))
         self.audio_backbone = AudioCNN(tuple(audio_channels), tuple(audio_time_pools), tuple(audio_freq_pools))
-        self.fusion = EventSpecificFusion(int(video_widths[-1]), num_classes, k=k, layers=tuple(layers))
+        self.fusion = EventSpecificFusion(
+            int(video_widths[-1]), num_classes, k=k, layers=tuple(layers), unimodal_heads=unimodal_heads
+        )
 
     def logmel(self, wave: Tensor) -> Tensor:
         """``(B, samples)`` at 16 kHz -> ``(B, samples // 160, 80)`` log-mel (25 ms Hann window, 10 ms hop, dB)."""

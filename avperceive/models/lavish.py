@@ -26,14 +26,12 @@ from torch.utils.checkpoint import checkpoint
 from ..backbones.swinv2 import SwinV2
 from ..errors import ConfigError
 from ..hub.mixin import PretrainedMixin
-from ..nn.adapters import LAVisHAdapter
+from ..nn.adapter_bank import AdapterBank
 from ..signal.kaldi import lavish_audio_image
 from .dgsct import AVE_CATEGORIES, IMAGENET_MEAN, IMAGENET_STD, TINY_VIDEO_BACKBONE
 from .registry import PretrainedCfg, register_model
 
 __all__ = ["LAVisH"]
-
-FAMILIES = ("audio_p1", "video_p1", "audio_p2", "video_p2")
 
 
 class LAVisH(nn.Module, PretrainedMixin):
@@ -84,12 +82,10 @@ class LAVisH(nn.Module, PretrainedMixin):
         if w != num_mel_bins:
             raise ConfigError(f"the audio image has {num_mel_bins} mel columns but the backbone expects width {w}")
         dims = [int(self.backbone.embed_dim * 2**s) for s in range(len(self.backbone.stages))]
-        adapters = {f: nn.ModuleList() for f in FAMILIES}
-        for s, stage in enumerate(self.backbone.stages):
-            for _ in stage.blocks:
-                for f in FAMILIES:
-                    adapters[f].append(LAVisHAdapter(dims[s], num_latents, reduction, groups, attn_impl=attn_impl))
-        self.adapters = nn.ModuleDict(adapters)
+        block_dims = [dims[s] for s, stage in enumerate(self.backbone.stages) for _ in stage.blocks]
+        self.adapters = AdapterBank.lavish(
+            block_dims, num_latents=num_latents, reduction=reduction, groups=groups, attn_impl=attn_impl
+        )
         self.head = nn.Sequential(nn.Linear(2 * dims[-1], hidden_dim), nn.Linear(hidden_dim, num_classes + 1))
         self.set_attn_impl(attn_impl)
         self.backbone.requires_grad_(False)

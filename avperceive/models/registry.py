@@ -188,6 +188,11 @@ def create_model(
     builder = model_entrypoint(name)
     arch, _ = _split(name)
     pretrained_cfg = get_pretrained_cfg(name)
+    if pretrained is True and (pretrained_cfg is None or not pretrained_cfg.hub_id):
+        from ..errors import CheckpointError
+        from ..hub.pretrained import no_published_weights_message
+
+        raise CheckpointError(no_published_weights_message(name, pretrained_cfg))  # before building a large model
     model = builder(**overrides)
     model.architecture = arch
     model.pretrained_cfg = pretrained_cfg

@@ -95,11 +95,12 @@ class GatedBottleneck(nn.Module):
         eps_in, eps_out = self.norm_in.eps, self.norm_out.eps
         out_w = self.gate * self.norm_out.weight  # gate folded into LN_post's affine
         out_b = self.gate * self.norm_out.bias
-        w_down = self._dense(self.down_weight) * self.norm_in.weight  # LN_before affine folded in
-        b_down = self._dense(self.down_weight) @ self.norm_in.bias
+        dense_down = self._dense(self.down_weight)  # [C/r, C]
+        w_down = dense_down * self.norm_in.weight  # LN_before affine folded in
+        b_down = dense_down @ self.norm_in.bias
         w_up = self._dense(self.up_weight)
         h = F.layer_norm(x, (c,), eps=eps_in)
-        if self.training:
+        if self.bn_down.training or self.bn_up.training:  # batch statistics: BatchNorm cannot be folded
             h = F.linear(h, w_down.to(h.dtype), b_down.to(h.dtype))
             h = torch.relu(self.bn_down(h.reshape(-1, self.hidden))).reshape(*h.shape)
             h = F.linear(h, w_up.to(h.dtype))

@@ -204,9 +204,12 @@ class EventSpecificFusion(nn.Module):
         layers: which of :data:`EVENT_LAYERS` to build, in output order.
         pool_impl: ``"batched"`` (one masked mean for all layers; default) or ``"reference"``
             (the per-clip loop of :func:`event_specific_pool_reference`).
+        unimodal_heads: ``"concat"`` (default, the paper's layout): the visual / audio heads are
+            ``nn.Linear(2 * dim, num_classes)`` like the others, and their zeroed half receives no
+            gradient; ``"half"``: ``nn.Linear(dim, num_classes)`` on the non-zero half only (the same
+            function with fewer parameters; spec §4 B9).
 
-    Each head is ``nn.Linear(2 * dim, num_classes)`` (also for the unimodal layers, whose zeroed
-    half receives no gradient), stored as ``heads.<layer>``.
+    Heads are stored as ``heads.<layer>``.
     """
 
     def __init__(
@@ -216,16 +219,25 @@ class EventSpecificFusion(nn.Module):
         k: int = 10,
         layers: Sequence[str] = EVENT_LAYERS,
         pool_impl: str = "batched",
+        unimodal_heads: str = "concat",
     ):
         super().__init__()
+        if unimodal_heads not in ("concat", "half"):
+            raise ValueError(f"unimodal_heads must be 'concat' or 'half'; got {unimodal_heads!r}")
         if pool_impl not in ("batched", "reference"):
             raise ValueError(f"pool_impl must be 'batched' or 'reference'; got {pool_impl!r}")
         if k < 1:
             raise ValueError(f"k must be >= 1; got {k}")
         self.dim, self.num_classes, self.k = dim, num_classes, k
         self.layers = _check_layers(layers)
-        self.pool_impl = pool_impl
-        self.heads = nn.ModuleDict({name: nn.Linear(2 * dim, num_classes) for name in self.layers})
+        self.pool_impl, self.unimodal_heads = pool_impl, unimodal_heads
+        half = unimodal_heads == "half"
+        self.heads = nn.ModuleDict(
+            {
+                name: nn.Linear(dim if half and name in ("visual", "audio") else 2 * dim, num_classes)
+                for name in self.layers
+            }
+        )
 
     def pool(
         self, z_v: Tensor, z_a: Tensor, onset_mask: Tensor | None = None, padding_mask: Tensor | None = None
@@ -241,6 +253,11 @@ class EventSpecificFusion(nn.Module):
     ) -> dict[str, Tensor]:
         """``{layer: (B, num_classes)}`` logits, in the order of ``self.layers``."""
         pooled = self.pool(z_v, z_a, onset_mask, padding_mask)
+        if self.unimodal_heads == "half":
+            if "visual" in pooled:
+                pooled["visual"] = pooled["visual"][..., : self.dim]
+            if "audio" in pooled:
+                pooled["audio"] = pooled["audio"][..., self.dim :]
         return {name: self.heads[name](pooled[name]) for name in self.layers}
 
 

@@ -35,14 +35,15 @@ def _acc_dtype(device: torch.device) -> torch.dtype:
 
 
 def _aggregate(flux: torch.Tensor, aggregate: str | Callable) -> torch.Tensor:
+    """Reduce ``flux`` ``(..., frames, bins)`` over its bins (last dim)."""
     if callable(aggregate):
-        return aggregate(flux, dim=-2)
+        return aggregate(flux, dim=-1)
     if aggregate == "mean":
-        return flux.mean(dim=-2)
+        return flux.mean(dim=-1)
     if aggregate == "median":
-        return flux.quantile(0.5, dim=-2)
+        return flux.quantile(0.5, dim=-1)
     if aggregate == "max":
-        return flux.amax(dim=-2)
+        return flux.amax(dim=-1)
     raise ValueError(f"aggregate must be 'mean', 'median', 'max' or a callable(x, dim=...), got {aggregate!r}")
 
 
@@ -71,7 +72,8 @@ def onset_strength(
         max_size: frequency max-filter size of the reference (SuperFlux vibrato suppression; 1 = off).
         detrend: remove the DC with ``lfilter([1, -1], [1, -0.99])``.
         center: shift by ``n_fft // (2*hop_length)`` frames to undo the framing delay.
-        aggregate: ``"mean"`` (librosa default), ``"median"``, ``"max"`` or ``fn(x, dim)``.
+        aggregate: ``"mean"`` (librosa default), ``"median"``, ``"max"`` or ``fn(flux, dim=-1)`` reducing
+            a time-major ``(..., frames, bins)`` flux over its bins.
 
     Returns:
         ``(..., frames)`` onset strength (same frame count as ``S``).
@@ -91,16 +93,18 @@ def onset_strength(
     if max_size < 1:
         raise ValueError("max_size must be a positive integer")
     frames = S.shape[-1]
+    # work time-major (..., frames, bins): melspectrogram's result is a transposed view of a frame-major
+    # tensor, so this is its contiguous layout and the flux and the mean run over contiguous memory
+    st = S.transpose(-1, -2)
     if max_size == 1:
-        ref = S
+        ref = st
     else:
         # scipy.ndimage.maximum_filter1d(size=max_size, mode='reflect') over frequency == clipped-window max
-        lead, (bins, t) = S.shape[:-2], S.shape[-2:]
-        x = S.reshape(-1, bins, t).transpose(1, 2).reshape(-1, 1, bins)
+        bins = st.shape[-1]
         left = max_size // 2
-        x = F.pad(x, (left, max_size - 1 - left), value=-math.inf)
-        ref = F.max_pool1d(x, max_size, stride=1).reshape(-1, t, bins).transpose(1, 2).reshape(*lead, bins, t)
-    flux = torch.clamp(S[..., lag:] - ref[..., :-lag], min=0.0)
+        x = F.pad(st.reshape(-1, 1, bins), (left, max_size - 1 - left), value=-math.inf)
+        ref = F.max_pool1d(x, max_size, stride=1).reshape(st.shape)
+    flux = torch.clamp(st[..., lag:, :] - ref[..., :-lag, :], min=0.0)
     env = _aggregate(flux, aggregate)
     pad = lag + (n_fft // (2 * hop_length) if center else 0)
     env = F.pad(env, (pad, 0))

@@ -205,7 +205,11 @@ def _frames_and_window(
         pad = n_fft // 2
         if pad_mode == "reflect" and x.shape[-1] <= pad:
             raise ValueError(f"reflect padding needs more than {pad} samples, got {x.shape[-1]}")
-        x = rearrange(F.pad(rearrange(x, "b n -> b 1 n"), (pad, pad), mode=pad_mode), "b 1 n -> b n")
+        if pad_mode == "constant":  # cat writes each sample once (F.pad fills the whole output first)
+            zeros = x.new_zeros(x.shape[0], pad)
+            x = torch.cat([zeros, x, zeros], dim=-1)
+        else:
+            x = rearrange(F.pad(rearrange(x, "b n -> b 1 n"), (pad, pad), mode=pad_mode), "b 1 n -> b n")
     elif x.shape[-1] < n_fft:
         raise ValueError(f"expected at least n_fft={n_fft} samples with center=False, got {x.shape[-1]}")
     return x.unfold(-1, n_fft, hop_length), window, lead
@@ -244,6 +248,22 @@ def spectrogram_frames(
     return mag.reshape(*lead, *mag.shape[-2:])
 
 
+def _band_groups(basis: torch.Tensor, group: int = 16) -> list[tuple[int, int, int, int]] | None:
+    """For a banded ``(bins, n_mels)`` basis: ``(m0, m1, lo, hi)`` per group of ``group`` filters, such that
+    filters ``m0:m1`` are zero outside bins ``lo:hi``; ``None`` when banding would not save work."""
+    if basis.device.type != "cpu" or basis.shape[1] < 2 * group:
+        return None
+    nz = basis != 0
+    out, cost = [], 0
+    for m0 in range(0, basis.shape[1], group):
+        m1 = min(m0 + group, basis.shape[1])
+        rows = torch.nonzero(nz[:, m0:m1].any(dim=1))[:, 0]
+        lo, hi = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
+        out.append((m0, m1, lo, hi))
+        cost += (hi - lo) * (m1 - m0)
+    return out if 2 * cost < basis.numel() else None
+
+
 @full_precision
 def mel_frames(
     wave: torch.Tensor,
@@ -264,23 +284,31 @@ def mel_frames(
     frames, window, lead = _frames_and_window(wave, n_fft, hop_length, win_length, window, center, pad_mode)
     basis_t = mel_basis.to(dtype=frames.dtype, device=frames.device).T
     b, t = frames.shape[:2]
-    block = max(16, _CPU_BLOCK_SAMPLES // max(1, b * n_fft)) if frames.device.type == "cpu" else t
+    on_cpu = frames.device.type == "cpu"
+    block = max(16, _CPU_BLOCK_SAMPLES // n_fft) if on_cpu else t
     if power == 2.0:
-        # |X|^2 @ W == [re^2, im^2 interleaved] @ [W rows repeated twice]: one contiguous square and one GEMM,
-        # no strided real/imag passes (about 1.4x faster on CPU)
+        # |X|^2 @ W == [re^2, im^2 interleaved] @ [W rows repeated twice]: one contiguous square and GEMMs,
+        # no strided real/imag passes. Mel filters are banded, so groups of filters only multiply the
+        # bins they cover (several times fewer multiply-adds than the dense product).
         basis_2 = repeat(basis_t, "f m -> (f two) m", two=2)
+        groups = _band_groups(basis_2)
 
         def block_mel(fr: torch.Tensor) -> torch.Tensor:
-            ri = rearrange(torch.view_as_real(torch.fft.rfft(fr * window)), "b t f two -> b t (f two)")
-            return ri.square() @ basis_2
+            ri = rearrange(torch.view_as_real(torch.fft.rfft(fr * window)), "... f two -> ... (f two)").square_()
+            if groups is None:
+                return ri @ basis_2
+            return torch.cat([ri[..., lo:hi] @ basis_2[lo:hi, m0:m1] for m0, m1, lo, hi in groups], dim=-1)
 
     else:
 
         def block_mel(fr: torch.Tensor) -> torch.Tensor:
             return _power(fr, window, power) @ basis_t
 
-    parts = [block_mel(frames[:, i : i + block]) for i in range(0, t, block)]
-    mel = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+    if not on_cpu:
+        mel = block_mel(frames)
+    else:  # one item and one block of frames at a time (cache-sized)
+        rows = [torch.cat([block_mel(frames[j, i : i + block]) for i in range(0, t, block)], dim=0) for j in range(b)]
+        mel = torch.stack(rows, dim=0)
     return mel.reshape(*lead, *mel.shape[-2:])
 
 

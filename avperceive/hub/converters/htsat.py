@@ -129,7 +129,11 @@ def convert_htsat_with(
     return ConvertedCheckpoint(out, dropped, config)
 
 
-@register_converter("htsat", "official HTS-AT checkpoint (Lightning, state_dict under sed_model.) -> HTSAT")
+@register_converter(
+    "htsat",
+    "official HTS-AT checkpoint (Lightning, state_dict under sed_model.) -> HTSAT",
+    architecture="avperceive.backbones.htsat:HTSAT",
+)
 def convert_htsat(sd: dict[str, torch.Tensor]) -> ConvertedCheckpoint:
     """Official HTS-AT checkpoint (Lightning, ``state_dict`` under ``sed_model.``) -> ``HTSAT``."""
     return convert_htsat_with(sd)

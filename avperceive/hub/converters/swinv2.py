@@ -84,7 +84,11 @@ def _check_buffer(key: str, value: torch.Tensor) -> str:
     return "derived buffer, rebuilt by the model (checked equal)"
 
 
-@register_converter("swinv2-timm", "timm Swin-V2 (0.6 layout, as in DG-SCT's swin.*, or >= 0.9 layout) -> SwinV2")
+@register_converter(
+    "swinv2-timm",
+    "timm Swin-V2 (0.6 layout, as in DG-SCT's swin.*, or >= 0.9 layout) -> SwinV2",
+    architecture="avperceive.backbones.swinv2:SwinV2",
+)
 def convert_swinv2_timm(sd: dict[str, torch.Tensor], prefix: str | None = None) -> ConvertedCheckpoint:
     """timm Swin-V2 (0.6 layout, as in DG-SCT's ``swin.*``, or >= 0.9 layout) -> ``SwinV2``.
 

@@ -1,0 +1,124 @@
+"""Benchmark: EoPMA forward cost against its host (the backbone is shared, only the adapters run per bank).
+
+Times, on one batch of clips (fp32, inference mode; ``--reps`` interleaved rounds after a warm-up; medians,
+ratios per round):
+
+* the DG-SCT host alone;
+* EoPMA with two banks, β = 0.01, modality ``av`` (every adapter runs twice);
+* EoPMA with modality ``a`` (only the audio adapters run twice);
+* the final-embedding baseline (two full models: two backbone passes).
+
+Prints one JSON object as the last line:
+
+* ``time_ratio_ensemble_vs_host`` = EoPMA (av) time / host time (target ≤ 1.5);
+* ``time_ratio_ensemble_a_vs_host`` = EoPMA (a) time / host time;
+* ``speedup_shared_backbone_vs_two_models`` = final-embedding (two models) time / EoPMA (av) time.
+
+    python benchmarks/bench_eopma.py --quick          # dgsct-ave-tiny, 10 segments (seconds)
+    python benchmarks/bench_eopma.py                  # dgsct-ave (full size), 2 segments... see --segments
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+
+from avperceive.models import create_model
+from avperceive.models.eopma import PerceptionModeEnsemble, final_embedding_ensemble, reduced_alone
+from avperceive.nn import AdapterBank
+
+
+def _clock(fn, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def _interleaved(fns: dict, reps: int, device: torch.device) -> dict[str, list[float]]:
+    """Time every variant once per round, ``reps`` rounds (after a warm-up round), so that load drift on a
+    shared machine hits all variants alike; ratios are taken per round."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, fn in fns.items():
+            times[k].append(_clock(fn, device))
+    return times
+
+
+def _active(bank: AdapterBank, seed: int) -> AdapterBank:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in bank.named_parameters():
+            if name.endswith("gate"):
+                p.copy_(0.5 + 0.1 * torch.randn(p.shape, generator=g))
+    return bank
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="dgsct-ave-tiny instead of the full-size host")
+    ap.add_argument("--segments", type=int, default=None, help="segments per clip (default 10 quick, 4 full)")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    name = "dgsct-ave-tiny" if args.quick else "dgsct-ave"
+    segments = args.segments or (10 if args.quick else 4)
+    torch.manual_seed(0)
+    host = create_model(name, num_segments=segments).eval().to(device)
+    _active(host.adapters, 1)
+    reduced = _active(AdapterBank(**host.adapters.config), 2).eval().to(device)
+    size = host.image_size
+    video = torch.randn(args.batch, segments, 3, *size, device=device)
+    audio = 0.1 * torch.randn(args.batch, segments, host.segment_samples, device=device)
+
+    ens = PerceptionModeEnsemble(host, {"reduced": reduced}, beta=0.01, modality="av")
+    ens_a = PerceptionModeEnsemble(host, {"reduced": reduced}, beta=0.01, modality="a")
+    two = final_embedding_ensemble(host, reduced_alone(host, reduced), beta=0.01)
+    with torch.inference_mode():
+        t = _interleaved(
+            {"host": lambda: host(video, audio), "av": lambda: ens(video, audio), "a": lambda: ens_a(video, audio),
+             "two": lambda: two(video, audio)},
+            args.reps, device,
+        )
+
+    def ratio(num: str, den: str) -> float:
+        return round(statistics.median(x / y for x, y in zip(t[num], t[den])), 3)
+
+    t_host, t_ens, t_ens_a, t_two = (statistics.median(t[k]) for k in ("host", "av", "a", "two"))
+    result = {
+        "model": name,
+        "segments": segments,
+        "batch": args.batch,
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
+        "threads": torch.get_num_threads(),
+        "host_ms": round(1000 * t_host, 2),
+        "eopma_av_ms": round(1000 * t_ens, 2),
+        "eopma_a_ms": round(1000 * t_ens_a, 2),
+        "two_models_ms": round(1000 * t_two, 2),
+        "adapter_params_per_bank": sum(p.numel() for p in host.adapters.parameters()),
+        "time_ratio_ensemble_vs_host": ratio("av", "host"),
+        "time_ratio_ensemble_a_vs_host": ratio("a", "host"),
+        "speedup_shared_backbone_vs_two_models": ratio("two", "av"),
+    }
+    print(f"host {result['host_ms']} ms | EoPMA av {result['eopma_av_ms']} ms | EoPMA a {result['eopma_a_ms']} ms | "
+          f"two models {result['two_models_ms']} ms")
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
