@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
+
+# No test may reach the network; the Hub client reads this at call time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+# Tiny models are dominated by per-op overhead: one intra-op thread is faster and deterministic.
+torch.set_num_threads(1)
 
 DATA = Path(__file__).parent / "data"
 MEDIA = DATA / "media"

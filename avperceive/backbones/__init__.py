@@ -6,7 +6,9 @@ Both load the published weights through :func:`avperceive.hub.convert_checkpoint
 See ``docs/backbones.md``.
 """
 
+from .audio_cnn import AudioCNN
 from .htsat import HTSAT, HTSAT_PRESETS, HTSATBlock, HTSATStage, htsat_audioset, htsat_test_tiny
+from .mc3 import MC3
 from .swinv2 import (
     SWINV2_PRESETS,
     SwinV2,
@@ -31,4 +33,6 @@ __all__ = [
     "HTSAT_PRESETS",
     "htsat_audioset",
     "htsat_test_tiny",
+    "MC3",
+    "AudioCNN",
 ]

@@ -4,8 +4,10 @@ Each module calls :func:`avperceive.hub.convert.register_converter`. Add a line 
 converter module lands.
 """
 
-from . import dgsct  # noqa: F401
-from . import swinv2  # noqa: F401
-from . import htsat  # noqa: F401
-from . import adapters  # noqa: F401
-from . import mc3  # noqa: F401
+from . import (
+    adapters,  # noqa: F401
+    dgsct,  # noqa: F401
+    htsat,  # noqa: F401
+    mc3,  # noqa: F401
+    swinv2,  # noqa: F401
+)
