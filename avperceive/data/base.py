@@ -28,6 +28,7 @@ import torch
 from einops import rearrange
 
 from ..errors import ConfigError, MediaError
+from ..io.clip import zero_missing_modality
 
 __all__ = [
     "MediaDataset",
@@ -64,23 +65,6 @@ def read_text_rows(
     if header:
         return (rows[0] if rows else []), rows[1:]
     return [], rows
-
-
-def zero_missing_modality(sample: dict[str, Any], modality: str) -> dict[str, Any]:
-    """The seeds' missing-modality convention: the absent stream becomes all zeros of its normal shape.
-
-    Args:
-        sample: a dict with ``"audio"`` and ``"video"`` tensors (any shapes).
-        modality: ``"av"`` (both kept), ``"a"`` (video zeroed) or ``"v"`` (audio zeroed).
-    """
-    if modality not in ("av", "a", "v"):
-        raise ConfigError(f"modality must be 'av', 'a' or 'v', got {modality!r}")
-    out = dict(sample)
-    if modality == "a" and out.get("video") is not None:
-        out["video"] = torch.zeros_like(out["video"])
-    if modality == "v" and out.get("audio") is not None:
-        out["audio"] = torch.zeros_like(out["audio"])
-    return out
 
 
 class MediaDataset(torch.utils.data.Dataset):

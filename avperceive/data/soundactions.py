@@ -14,7 +14,7 @@ Model input (the DG-SCT layout of the SoundActions fine-tuning, seeds-spec §1.1
 segments; video one frame per second, ``(10, 3, 192, 192)`` float, ImageNet-normalised; audio at
 32 kHz, zero-padded / truncated to 10 s, each 1-s slice tiled to the 320,000-sample HTS-AT input,
 ``(10, 320000)``. For the ``a`` / ``v`` setups the absent modality is all zeros
-(:func:`avperceive.data.base.zero_missing_modality`).
+(:func:`avperceive.io.zero_missing_modality`).
 """
 
 from __future__ import annotations

@@ -11,12 +11,14 @@ one function that makes such tensors.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from einops import rearrange, reduce
 
-__all__ = ["AVClip", "ClipSegments", "zero_modality"]
+from ..errors import ConfigError
+
+__all__ = ["AVClip", "ClipSegments", "zero_missing_modality", "zero_modality"]
 
 
 def zero_modality(
@@ -39,6 +41,23 @@ def zero_modality(
     if modality == "audio":
         return torch.zeros(channels, samples, dtype=torch.float32)
     raise ValueError(f"modality must be 'video' or 'audio', got {modality!r}")
+
+
+def zero_missing_modality(sample: dict[str, Any], modality: str) -> dict[str, Any]:
+    """The seeds' missing-modality convention: the absent stream becomes all zeros of its normal shape.
+
+    Args:
+        sample: a dict with ``"audio"`` and ``"video"`` tensors (any shapes).
+        modality: ``"av"`` (both kept), ``"a"`` (video zeroed) or ``"v"`` (audio zeroed).
+    """
+    if modality not in ("av", "a", "v"):
+        raise ConfigError(f"modality must be 'av', 'a' or 'v', got {modality!r}")
+    out = dict(sample)
+    if modality == "a" and out.get("video") is not None:
+        out["video"] = torch.zeros_like(out["video"])
+    if modality == "v" and out.get("audio") is not None:
+        out["audio"] = torch.zeros_like(out["audio"])
+    return out
 
 
 @dataclass

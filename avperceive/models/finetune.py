@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..io.clip import zero_missing_modality
 from ..nn.heads import CMBSHead
 from .trainable import set_trainable
 
@@ -138,8 +139,6 @@ def replace_head(model: nn.Module, num_classes: int = 4, *, seed: int | None = N
 
 def _withdraw(video: torch.Tensor, audio: torch.Tensor, modality: str) -> tuple[torch.Tensor, torch.Tensor]:
     # The project's one missing-modality function (all zeros of the normal shape).
-    from ..data.base import zero_missing_modality
-
     out = zero_missing_modality({"video": video, "audio": audio}, modality)
     return out["video"], out["audio"]
 
