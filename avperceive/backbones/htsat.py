@@ -34,6 +34,7 @@ from .window_ops import (
     window_and_shift,
     window_merge,
     window_partition,
+    windowed_attention,
 )
 
 __all__ = [
@@ -95,20 +96,9 @@ class HTSATWindowAttention(nn.Module):
             raise ValueError(f"window attention: expected (B*nW, {n_win}, {self.dim}), got {tuple(x.shape)}")
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
         bias = self.relative_position_bias()[None]  # (1, h, N, N)
-        nw = 1
         if mask is not None:
-            nw = mask.shape[0]
             bias = bias + mask[:, None]  # (nW, h, N, N)
-        if self.attn_impl == "reference":
-            attn = (q * self.scale) @ k.transpose(-2, -1)
-            attn = rearrange(attn, "(b nw) h i j -> b nw h i j", nw=nw) + bias[None]
-            out = rearrange(attn, "b nw h i j -> (b nw) h i j").softmax(dim=-1) @ v
-        else:
-            # fold windows into the head axis: 4-D inputs keep SDPA on its fused kernels
-            qw, kw, vw = (rearrange(t, "(b nw) h n d -> b (nw h) n d", nw=nw) for t in (q, k, v))
-            mask4 = rearrange(bias, "nw h i j -> 1 (nw h) i j").to(q.dtype)
-            out = F.scaled_dot_product_attention(qw, kw, vw, attn_mask=mask4, scale=self.scale)
-            out = rearrange(out, "b (nw h) n d -> (b nw) h n d", nw=nw)
+        out = windowed_attention(q * self.scale, k, v, bias, impl=self.attn_impl)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
 

@@ -35,6 +35,7 @@ from .window_ops import (
     window_and_shift,
     window_merge,
     window_partition,
+    windowed_attention,
 )
 
 __all__ = [
@@ -118,25 +119,10 @@ class SwinV2WindowAttention(nn.Module):
         q = F.normalize(q, dim=-1)
         k = F.normalize(k, dim=-1)
         scale = torch.clamp(self.logit_scale, max=math.log(1.0 / 0.01)).exp()  # (h, 1, 1)
-        bias = self.relative_position_bias()  # (h, N, N)
+        bias = self.relative_position_bias()[None]  # (1, h, N, N)
         if mask is not None:
-            nw = mask.shape[0]
-            bias = bias[None] + mask[:, None]  # (nW, h, N, N)
-        else:
-            nw = 1
-            bias = bias[None]
-        if self.attn_impl == "reference":
-            attn = (q @ k.transpose(-2, -1)) * scale
-            attn = rearrange(attn, "(b nw) h i j -> b nw h i j", nw=nw) + bias[None]
-            attn = rearrange(attn, "b nw h i j -> (b nw) h i j").softmax(dim=-1)
-            out = attn @ v
-        else:
-            q = q * scale.to(q.dtype)
-            # fold windows into the head axis: 4-D inputs keep SDPA on its fused kernels
-            qw, kw, vw = (rearrange(t, "(b nw) h n d -> b (nw h) n d", nw=nw) for t in (q, k, v))
-            mask4 = rearrange(bias, "nw h i j -> 1 (nw h) i j").to(q.dtype)
-            out = F.scaled_dot_product_attention(qw, kw, vw, attn_mask=mask4, scale=1.0)
-            out = rearrange(out, "b (nw h) n d -> (b nw) h n d", nw=nw)
+            bias = bias + mask[:, None]  # (nW, h, N, N)
+        out = windowed_attention(q, k, v, bias, logit_scale=scale, impl=self.attn_impl)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
 
