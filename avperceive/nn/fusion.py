@@ -84,7 +84,7 @@ def instant_step_mask(z_v: Tensor, z_a: Tensor, k: int, valid: Tensor) -> Tensor
     """
     if k < 1:
         raise ValueError(f"k must be >= 1; got {k}")
-    scores = torch.linalg.vecdot(z_v.detach(), z_a.detach()).float()
+    scores = (z_v.detach() * z_a.detach()).sum(dim=-1).float()  # s_t = z_v,t . z_a,t
     scores = scores.masked_fill(~valid, float("-inf"))
     order = torch.sort(scores, dim=1, descending=True, stable=True).indices
     k_per_clip = valid.sum(dim=1).clamp(max=k)
