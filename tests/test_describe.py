@@ -16,15 +16,6 @@ from avperceive.io import load_clip, write_clip
 MEDIA = Path(__file__).parent / "data" / "media"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """The envelopes are tiny: one intra-op thread is faster on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize(
     "name, kind",
     [("drum_snare_hard.flac", "impulsive"), ("ambi_drone.flac", "sustained"), ("loop_amen_full.flac", "iterative")],

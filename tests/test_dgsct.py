@@ -19,15 +19,6 @@ MANIFEST = Path(__file__).parent / "data" / "dgsct" / "dgsct_state_dict_keys.jso
 T = 4  # the smallest clip the top-4 head accepts; keeps the tiny forward cheap
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many small ops: one thread is ~10x faster than two on a shared, oversubscribed CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _tiny(**kw) -> DGSCT:
     torch.manual_seed(0)
     return create_model("dgsct-ave-tiny", num_segments=T, **kw).eval()

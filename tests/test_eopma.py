@@ -38,14 +38,6 @@ MICRO = dict(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def randomise_bank(bank: AdapterBank, seed: int) -> AdapterBank:
     """Non-trivial adapter weights (gates away from 0, BN statistics away from identity)."""
     g = torch.Generator().manual_seed(seed)

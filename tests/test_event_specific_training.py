@@ -11,7 +11,6 @@ check, so the check depends on the layers doing what eqs 2-3 say.
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from avperceive.analysis.event_types import majority_vote, make_event_type_features
@@ -19,15 +18,6 @@ from avperceive.nn.fusion import EventSpecificFusion, multi_head_loss
 
 NUM_CLASSES, STEPS, DIM, K = 6, 50, 16, 5
 MARGIN = 0.2
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: one thread avoids contention on the shared 2-core machine (10x faster here)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class SwappedFusion(EventSpecificFusion):

@@ -32,14 +32,6 @@ sys.path.insert(0, str(ROOT / "examples"))
 from finetune_soundactions import MICRO, synthetic_dataset  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data():
     return synthetic_dataset(6, MICRO["num_segments"], 16, MICRO["segment_samples"])

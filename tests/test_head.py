@@ -15,15 +15,6 @@ from avperceive.nn.temporal import MultiheadAttention, TemporalAttention
 ATOL = 1e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many small ops: one thread is ~10x faster than two on a shared, oversubscribed CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _head_from_case(case, attn_impl: str) -> AVEHead:
     cfg = case.meta["config"]
     conv = convert_checkpoint("dgsct-head", case.weights, return_report=True)

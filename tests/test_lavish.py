@@ -18,15 +18,6 @@ MANIFEST = Path(__file__).parent / "data" / "dgsct" / "lavish_state_dict_keys.js
 T = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many small ops: one thread is ~10x faster than two on a shared, oversubscribed CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _tiny(**kw) -> LAVisH:
     torch.manual_seed(0)
     return create_model("lavish-ave-tiny", num_segments=T, **kw).eval()
