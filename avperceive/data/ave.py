@@ -161,8 +161,3 @@ class AVE(MediaDataset):
                 with h5py.File(path, "r") as f:
                     out[key] = np.asarray(f["avadataset"][row], dtype=np.float32)
         return out
-
-    def media_path(self, index: int) -> Path | None:
-        if self.media_root is None:
-            return None
-        return self.media_root / f"{self.records[index]['name']}{self.media_ext}"

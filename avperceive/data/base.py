@@ -108,9 +108,17 @@ class MediaDataset(torch.utils.data.Dataset):
         """The labels of sample ``index`` (no media decoded)."""
         return dict(self.records[index])
 
+    media_ext = ".mp4"
+
     def media_path(self, index: int) -> Path | None:
-        """Path of the media file of sample ``index``, or ``None`` when there is no media folder."""
-        return None
+        """Path of the media file of sample ``index``, or ``None`` when there is no media folder.
+
+        The default is ``media_root / (record["name"] + media_ext)``; readers whose files are named
+        otherwise override it.
+        """
+        if self.media_root is None:
+            return None
+        return self.media_root / f"{self.records[index]['name']}{self.media_ext}"
 
     def check_media(self) -> dict[str, str]:
         """``{name: reason}`` for every sample whose media file is missing (a cheap existence scan)."""

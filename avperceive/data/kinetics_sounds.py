@@ -101,8 +101,3 @@ class KineticsSounds(MediaDataset):
     @property
     def num_classes(self) -> int:
         return len(self.classes)
-
-    def media_path(self, index: int) -> Path | None:
-        if self.media_root is None:
-            return None
-        return self.media_root / f"{self.records[index]['name']}{self.media_ext}"

@@ -196,11 +196,6 @@ class LLP(MediaDataset):
                     rec[key] = np.load(path).astype(np.float32)
         return rec
 
-    def media_path(self, index: int) -> Path | None:
-        if self.media_root is None:
-            return None
-        return self.media_root / f"{self.records[index]['name']}{self.media_ext}"
-
 
 _SPLIT_NAMES_CACHE: dict[str, frozenset[str]] = {}
 

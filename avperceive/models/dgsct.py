@@ -42,6 +42,7 @@ from ..nn.adapter_bank import AdapterBank
 from ..nn.heads import CMBSHead, ave_decision
 from ..nn.temporal import TemporalAttention
 from .registry import PretrainedCfg, register_model
+from .segment_prediction import SegmentPredictionMixin
 
 __all__ = [
     "DGSCT",
@@ -144,7 +145,7 @@ def _build_backbone(kind: type, preset: str | dict) -> nn.Module:
     return kind(**preset)
 
 
-class DGSCT(nn.Module, PretrainedMixin):
+class DGSCT(nn.Module, PretrainedMixin, SegmentPredictionMixin):
     """DG-SCT AVE model: frozen Swin-V2 + HTS-AT with 4 x L DG-SCT adapters, temporal module, CMBS head.
 
     Segments are folded into the batch: a clip of T segments is processed as B·T images / waveforms
@@ -369,16 +370,6 @@ class DGSCT(nn.Module, PretrainedMixin):
     def decide(outputs: dict[str, torch.Tensor], threshold: float = 0.5) -> torch.Tensor:
         """(B, T) int64 per-second class; background = K (see :func:`avperceive.nn.heads.ave_decision`)."""
         return ave_decision(outputs["is_event"], outputs["event_scores"], threshold)
-
-    @torch.no_grad()
-    def predict_segments(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        """(B, T) int64 per-second class index (background = ``num_classes``), in eval mode."""
-        was_training = self.training
-        self.eval()
-        try:
-            return self.decide(self(video, audio))
-        finally:
-            self.train(was_training)
 
 
 # -- registry -------------------------------------------------------------------------------------

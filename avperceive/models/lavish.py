@@ -30,11 +30,12 @@ from ..nn.adapter_bank import AdapterBank
 from ..signal.kaldi import lavish_audio_image
 from .dgsct import AVE_CATEGORIES, IMAGENET_MEAN, IMAGENET_STD, TINY_VIDEO_BACKBONE
 from .registry import PretrainedCfg, register_model
+from .segment_prediction import SegmentPredictionMixin
 
 __all__ = ["LAVisH"]
 
 
-class LAVisH(nn.Module, PretrainedMixin):
+class LAVisH(nn.Module, PretrainedMixin, SegmentPredictionMixin):
     """LAVisH AVE model: one frozen Swin-V2 for both streams, LAVisH adapters at every block, MLP head.
 
     Segments are folded into the batch (B·T images per stream), then unfolded for the head.
@@ -185,16 +186,6 @@ class LAVisH(nn.Module, PretrainedMixin):
     def decide(outputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, T) int64 per-second class (argmax over K + 1; background = K)."""
         return outputs["logits"].argmax(dim=-1)
-
-    @torch.no_grad()
-    def predict_segments(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        """(B, T) int64 per-second class index (background = ``num_classes``), in eval mode."""
-        was_training = self.training
-        self.eval()
-        try:
-            return self.decide(self(video, audio))
-        finally:
-            self.train(was_training)
 
 
 _PAPER = "Lin et al., Vision Transformers are Parameter-Efficient Audio-Visual Learners, CVPR 2023"
