@@ -60,5 +60,5 @@ class CheckpointError(AvperceiveError):
         super().__init__("; ".join(parts))
 
 
-class ConfigError(AvperceiveError):
-    """A model name, config field or option is not valid."""
+class ConfigError(AvperceiveError, ValueError):
+    """A model name, config field or option is not valid (also a ``ValueError``)."""
