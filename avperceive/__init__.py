@@ -14,7 +14,7 @@ from .analysis.describe import Description, describe
 from .errors import CheckpointError, ConfigError, MediaError
 from .io import AVClip, load_clip
 from .models import create_model, list_models, register_model
-from .predict import Prediction, predict
+from .inference import Prediction, predict
 
 __version__ = "0.1.0"
 
