@@ -98,7 +98,8 @@ def test_registry_input_settings():
     cfg = avp.models.get_pretrained_cfg("event-specific-mc3")
     assert cfg.input["task"] == "clip-classification"
     assert (cfg.input["sample_rate"], cfg.input["segment_seconds"]) == (16000, 10.0)
-    assert (cfg.input["frames_per_segment"], cfg.input["size"], cfg.input["extra_inputs"]["onset_mask"]["steps"]) == (100, 112, 100)
+    onsets = cfg.input["extra_inputs"]["onset_mask"]
+    assert (cfg.input["frames_per_segment"], cfg.input["size"], onsets["steps"]) == (100, 112, 100)
     assert (cfg.input["logmel"]["frames"], cfg.input["logmel"]["n_mels"]) == (1000, 80)
     assert cfg.hub_id is None
     assert {"event-specific-mc3.untrained", "event-specific-tiny.untrained"} <= set(avp.list_models(pretrained=True))

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import torch
 from einops import rearrange
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..backbones.audio_cnn import AudioCNN
 from ..backbones.mc3 import MC3

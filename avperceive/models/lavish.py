@@ -134,7 +134,8 @@ class LAVisH(AVModel, PretrainedMixin, SegmentPredictionMixin):
         """(B, T, segment_samples) waveform -> (B, T, H, num_mel_bins) normalised fbank image, float32."""
         b, t = audio.shape[:2]
         img = lavish_audio_image(
-            rearrange(audio.float(), "b t s -> (b t) s"), self.sample_rate, segments=1, segment_samples=self.segment_samples,
+            rearrange(audio.float(), "b t s -> (b t) s"), self.sample_rate, segments=1,
+            segment_samples=self.segment_samples,
             num_mel_bins=self.num_mel_bins, target_frames=self.image_size[0], frame_shift_ms=self.frame_shift_ms,
         )
         return rearrange(img, "(b t) 1 f m -> b t f m", b=b, t=t)
@@ -191,7 +192,8 @@ class LAVisH(AVModel, PretrainedMixin, SegmentPredictionMixin):
         """Two-layer head on the token means -> the output dict of :meth:`forward`."""
         v, a = features
         logits = self.head(torch.cat([v, a], dim=-1))
-        return {"logits": logits, "probs": logits.float().softmax(dim=-1), "video_pooled": v, "audio_pooled": a}
+        probs = logits.float().softmax(dim=-1)
+        return {"logits": logits, "probs": probs, "video_pooled": v, "audio_pooled": a}
 
     def forward(self, video: torch.Tensor, audio: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-segment scores.
@@ -221,7 +223,9 @@ def _input(size: int, num_mel_bins: int) -> dict:
         "mean": list(IMAGENET_MEAN),
         "std": list(IMAGENET_STD),
         "audio_frontend": "lavish-kaldi-fbank",
-        "audio_steps": [{"op": "lavish-audio-image", "num_mel_bins": num_mel_bins, "frames": size, "frame_shift_ms": 5.2}],
+        "audio_steps": [
+            {"op": "lavish-audio-image", "num_mel_bins": num_mel_bins, "frames": size, "frame_shift_ms": 5.2}
+        ],
     }
 
 
