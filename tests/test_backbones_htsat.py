@@ -163,7 +163,7 @@ def test_forward_shapes_short_wave_and_grad_checkpointing():
     model.train()
     image = model.forward_frontend(wave).detach()
     for blk in model.blocks:
-        blk.drop_path.p = 0.0
+        blk.drop_path1.p = blk.drop_path2.p = 0.0
     model.forward_features(image).square().mean().backward()
     g0 = model.patch_embed.proj.weight.grad.clone()
     model.zero_grad()

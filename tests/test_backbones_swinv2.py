@@ -12,6 +12,7 @@ import torch
 from avperceive.backbones.swinv2 import SwinV2, SwinV2Block, swinv2_large_window12_192, swinv2_test_tiny
 from avperceive.errors import CheckpointError, ConfigError
 from avperceive.hub import convert_checkpoint
+from avperceive.registry import create_model
 
 MANIFEST = Path(__file__).parent / "data" / "backbones" / "manifest_shapes.json"
 
@@ -192,9 +193,9 @@ def test_bf16_autocast_runs():
     assert (y.float() - ref).abs().max().item() < 0.2
 
 
-def test_preset_unknown_raises():
+def test_unknown_backbone_name_raises_with_hint():
     with pytest.raises(ConfigError, match="swinv2_large_window12_192"):
-        SwinV2.from_preset("swinv2_huge")
+        create_model("swinv2_large_window12_19")
 
 
 def _meta_state_dict(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
