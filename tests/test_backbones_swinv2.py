@@ -365,3 +365,25 @@ def test_rectangular_window_follows_the_shift_and_clamp_rule():
     assert rect.stages[2].blocks[1].window_size == (3, 3) and rect.stages[2].blocks[1].shift_size == (0, 0)
     with torch.no_grad():
         assert rect.forward_features(x).shape == (1, 9, 64)
+
+
+def test_window_attention_goes_through_the_one_primitive(monkeypatch):
+    """Every block's window attention is one call of nn.attention.attend (Swin-V2: scale folded into q)."""
+    import avperceive.backbones.windowed as windowed
+
+    seen = []
+    real = windowed.attend
+
+    def spy(q, k, v, **kw):
+        seen.append((tuple(q.shape), kw["scale"], kw["impl"], tuple(kw["bias"].shape)))
+        return real(q, k, v, **kw)
+
+    monkeypatch.setattr(windowed, "attend", spy)
+    model = swinv2_test_tiny().eval()
+    model.attn_impl = "reference"
+    with torch.no_grad():
+        model.forward_features(torch.randn(2, 3, 48, 48))
+    assert len(seen) == len(model.blocks) == 6
+    assert {s[1] for s in seen} == {1.0} and {s[2] for s in seen} == {"reference"}
+    # stage 0, shifted block: 2 images x 4 windows of 36 tokens, 2 heads -> (2, 4*2, 36, 8), bias (1, 4*2, 36, 36)
+    assert seen[1][0] == (2, 8, 36, 8) and seen[1][3] == (1, 8, 36, 36)
