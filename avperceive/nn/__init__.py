@@ -9,3 +9,4 @@ from .heads import AVEHead, CMBSHead, ave_decision  # noqa: F401
 from .latent_attention import LatentTokenAttention, latent_attention_pair  # noqa: F401
 from .temporal import TemporalAttention  # noqa: F401
 from .tokens import check_token_pair, check_tokens  # noqa: F401
+from .weight_cache import clear_weight_cache, weight_derived  # noqa: F401
