@@ -283,8 +283,7 @@ def build_corpus(root: str | Path) -> list[MediaCase]:
     add("lost index", "no-cues.mkv", "either",
         write(mkv_bytes[:cues] + b"\xec\x80" * 8 if cues > 0 else mkv_bytes[:-64]))
     moov = mp4_bytes.find(b"moov")
-    add("lost index", "moov-renamed.mp4", "error",
-        write(mp4_bytes[:moov] + b"free" + mp4_bytes[moov + 4 :]))
+    add("lost index", "no-moov.mp4", "error", write(mp4_bytes[: moov - 4]), "media data whole, moov index gone")
     for name, blob in (("corrupt-mid.mp4", mp4_bytes), ("corrupt-mid.mkv", mkv_bytes)):
         data = bytearray(blob)
         lo, hi = int(len(data) * 0.4), int(len(data) * 0.6)
