@@ -257,10 +257,12 @@ def build_corpus(root: str | Path) -> list[MediaCase]:
     add("not media", "magic-riff.wav", "error",
         write(b"RIFF\x24\x00\x00\x00WAVEfmt " + rng.integers(0, 256, 4000, dtype=np.uint8).tobytes()))
     add("not media", "magic-ftyp.mp4", "error",
-        write(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + rng.integers(0, 256, 4000, dtype=np.uint8).tobytes()))
+        write(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+              + rng.integers(0, 256, 4000, dtype=np.uint8).tobytes()))
     add("not media", "magic-ebml.mkv", "error",
         write(b"\x1a\x45\xdf\xa3" + rng.integers(0, 256, 4000, dtype=np.uint8).tobytes()))
-    add("not media", "magic-ogg.ogg", "error", write(b"OggS\x00\x02" + rng.integers(0, 256, 4000, dtype=np.uint8).tobytes()))
+    add("not media", "magic-ogg.ogg", "error",
+        write(b"OggS\x00\x02" + rng.integers(0, 256, 4000, dtype=np.uint8).tobytes()))
 
     # -- truncated, lost index, corrupt ------------------------------------------------------
     good_mp4 = mux(str(root / "_good.mp4"), [V(frames=30), A(seconds=3.0)])
@@ -340,7 +342,8 @@ def build_corpus(root: str | Path) -> list[MediaCase]:
     add("timing", "start-offset.mkv", "ok", lambda p: mux(p, [V(offset=5.0), A(offset=5.0)]))
     add("timing", "start-offset.ts", "ok",
         lambda p: mux(p, [V(codec="mpeg2video"), A(codec="mp2", rate=32000)], fmt="mpegts"))
-    add("timing", "negative-start.mkv", "ok", lambda p: mux(p, [V(offset=-0.5, frames=15), A(offset=-0.5, seconds=1.5)]))
+    add("timing", "negative-start.mkv", "ok",
+        lambda p: mux(p, [V(offset=-0.5, frames=15), A(offset=-0.5, seconds=1.5)]))
     add("timing", "video-late.mkv", "ok", lambda p: mux(p, [V(offset=2.0), A(seconds=3.0)]))
     add("timing", "gap-1000h.mkv", "error",
         lambda p: mux(p, [V(frames=3, pts_ms=[0, 100, 3_600_000_000])]),
