@@ -79,12 +79,15 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return read_safetensors(path)
 
 
-def _suspicious_fields(args: dict[str, Any]) -> list[str]:
-    """Constructor arguments that look wrong for a size: negative numbers (top level or in lists)."""
+def _suspicious_fields(args: dict[str, Any], error: BaseException) -> list[str]:
+    """Constructor arguments a failure points at: negative numbers (sizes), and values the error quotes."""
     out = []
+    text = str(error)
     for key, value in args.items():
         values = value if isinstance(value, list) else [value]
-        if any(isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0 for v in values):
+        negative = any(isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0 for v in values)
+        quoted = isinstance(value, str) and len(value) > 0 and (repr(value) in text or f"'{value}'" in text)
+        if negative or quoted or key in text.split():
             out.append(f"{key}={value!r}")
     return out
 
@@ -102,7 +105,7 @@ def build_from_config(factory: Callable[..., Any], args: dict[str, Any], *, conf
     except ConfigError as err:
         raise ConfigError(f"{config_path}: {err}") from err
     except (TypeError, ValueError, RuntimeError, AttributeError, KeyError, IndexError, OverflowError) as err:
-        fields = _suspicious_fields(args)
+        fields = _suspicious_fields(args, err)
         hint = f"; check {', '.join(fields)}" if fields else ""
         raise ConfigError(
             f"{config_path}: constructor arguments do not fit {what} ({type(err).__name__}: {err}){hint}"
