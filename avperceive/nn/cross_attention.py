@@ -21,7 +21,8 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .attention import Attend, AttnImpl
+from .attention import Attend, AttnImpl, check_attn_impl
+from .tokens import check_token_pair, check_tokens
 
 __all__ = ["CrossModalAttention", "padding_bias"]
 
@@ -81,14 +82,13 @@ class CrossModalAttention(nn.Module):
 
     @attn_impl.setter
     def attn_impl(self, value: str) -> None:
-        self.attend.attn_impl = value
+        self.attend.attn_impl = check_attn_impl(value)
 
     def forward(self, x: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None) -> Tensor:
         context = x if context is None else context
-        if x.dim() != 3 or context.dim() != 3 or x.shape[0] != context.shape[0]:
-            raise ValueError(
-                f"x and context must be (B, N, C) with equal B, got {tuple(x.shape)}, {tuple(context.shape)}"
-            )
+        check_tokens("x", x, None, self.to_q.in_features)
+        check_tokens("context", context, None, self.to_k.in_features)
+        check_token_pair(x, context, ("x", "context"))
         heads = "b n (h d) -> b h n d"
         q = rearrange(self.to_q(x), heads, h=self.num_heads)
         k = rearrange(self.to_k(context), heads, h=self.num_heads)

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .attention import AttnImpl
+from .attention import AttnImpl, set_attn_impl
 from .cross_attention import CrossModalAttention
 
 __all__ = ["FUSION_PATTERNS", "FusionPattern", "FusionBlock", "FusionOutput", "FusionTransformer"]
@@ -190,9 +190,7 @@ class FusionTransformer(nn.Module):
 
     @attn_impl.setter
     def attn_impl(self, value: str) -> None:
-        for m in self.modules():
-            if isinstance(m, CrossModalAttention):
-                m.attn_impl = value
+        set_attn_impl(self, value)
 
     def forward(
         self,
