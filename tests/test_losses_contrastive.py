@@ -179,7 +179,7 @@ def test_learnable_temperature():
     fixed = LogitScale(0.1, learnable=False)
     assert not list(fixed.parameters()) and float(fixed()) == pytest.approx(0.1)
     # CLIP's clamp: 1/tau never exceeds max_scale
-    assert float(LogitScale(0.001, max_scale=100.0)()) == pytest.approx(0.01)
+    assert float(LogitScale(0.001, max_scale=100.0)().detach()) == pytest.approx(0.01)
     with pytest.raises(ConfigError):
         LogitScale(0.0)
 
