@@ -15,8 +15,9 @@ hidden events and nothing else. Two experiments:
    sound lags the picture by an injected offset in −3..3 steps, the offset with the highest in-sync
    score (:func:`avperceive.nn.losses.sync_offset_scores`) recovers the injected one (chance 1/7).
 
-Runs on CPU in about 20 s (measured: 17 s wall on a shared 2-core x86-64 box with one thread,
-``python examples/av_contrastive.py``); prints the numbers as a JSON line and writes the R@1 curve
+Runs on CPU in under 30 s with one thread (measured with ``python examples/av_contrastive.py`` on a
+shared 2-core x86-64 box: 13.7 s wall, and 19.9 s wall at load average 7.8, of which training took
+7-10 s and imports the rest); prints the numbers as a JSON line and writes the R@1 curve
 to ``--out`` (PNG, needs matplotlib).
 """
 
