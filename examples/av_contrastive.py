@@ -147,7 +147,7 @@ def train_sync(
     shifts = (-3, -2, -1, 1, 2, 3)
     for _ in range(epochs):
         for idx in torch.randperm(n_train, generator=g).split(batch):
-            out = sync_loss(head, train_a[idx], train_v[idx], window=window, shifts=shifts, generator=g)
+            out = sync_loss(head, train_v[idx], train_a[idx], window=window, shifts=shifts, generator=g)
             opt.zero_grad()
             out.loss.backward()
             opt.step()
@@ -155,7 +155,7 @@ def train_sync(
     test_a, test_v = make_clips(world, n_test, seed=seed + 13, offsets=offsets)
     head.eval()
     candidates = list(range(-3, 4))
-    scores = sync_offset_scores(head, test_a, test_v, window=window, offsets=candidates)
+    scores = sync_offset_scores(head, test_v, test_a, window=window, offsets=candidates)
     estimate = torch.tensor(candidates)[scores.argmax(1)]
     return {"offset_accuracy": float((estimate == offsets).float().mean()), "chance": 1 / 7}
 

@@ -49,10 +49,10 @@ def test_avc_loss_with_the_savc_head_equals_per_pair_cross_entropy():
     head = SAVCModel(audio_dim=6, visual_dim=5, hidden=4, rnn="gru", rnn_units=3, dropout=0.0).eval()
     g = torch.Generator().manual_seed(1)
     audio, visual = torch.randn(5, 3, 6, generator=g), torch.randn(5, 3, 5, generator=g)
-    out = avc_loss(head, audio, visual, generator=torch.Generator().manual_seed(2))
+    out = avc_loss(head, visual, audio, generator=torch.Generator().manual_seed(2))
     losses = []
     for a_i, v_i, t in zip(out.audio_index.tolist(), out.visual_index.tolist(), out.target.tolist()):
-        logits = head(audio[a_i : a_i + 1], visual[v_i : v_i + 1])[0].double()
+        logits = head(visual[v_i : v_i + 1], audio[a_i : a_i + 1])[0].double()
         losses.append(-(logits - torch.logsumexp(logits, 0))[t])  # one pair at a time
     # batched vs one-at-a-time float32 forward passes: 1e-5 covers the differing reductions
     torch.testing.assert_close(out.loss.double(), torch.stack(losses).mean(), rtol=1e-5, atol=1e-5)
@@ -81,7 +81,7 @@ def test_sync_windows_stay_inside_the_valid_steps():
 class _DotHead(torch.nn.Module):
     """Logit of 'in sync' = mean over the window of a_t . v_t (a fixed, hand-checkable head)."""
 
-    def forward(self, audio, visual):
+    def forward(self, visual, audio):
         s = (audio * visual).sum(-1).mean(-1)
         return torch.stack([torch.zeros_like(s), s], dim=-1)
 
@@ -91,13 +91,13 @@ def test_sync_loss_pairs_and_offset_recovery():
     events = torch.randn(3, 20, 8, generator=g)
     visual = events
     audio = torch.roll(events, shifts=2, dims=1)  # the sound lags the picture by 2 steps
-    out = sync_loss(_DotHead(), audio, visual, window=5, shifts=(-1, 1), generator=g)
+    out = sync_loss(_DotHead(), visual, audio, window=5, shifts=(-1, 1), generator=g)
     assert out.target.tolist() == [1, 1, 1, 0, 0, 0]
     assert out.shift[:3].tolist() == [0, 0, 0] and set(out.shift[3:].abs().tolist()) == {1}
     # cross-entropy of the logits in float64 from the formula
     want = F.cross_entropy(out.logits.double(), out.target)
     torch.testing.assert_close(out.loss.double(), want)
-    scores = sync_offset_scores(_DotHead(), audio, visual, window=6, offsets=range(-3, 4), start=5)
+    scores = sync_offset_scores(_DotHead(), visual, audio, window=6, offsets=range(-3, 4), start=5)
     assert [list(range(-3, 4))[i] for i in scores.argmax(1).tolist()] == [2, 2, 2]
 
 

@@ -7,7 +7,8 @@ is drawn uniformly among the other items of the batch with a different id (shuff
 It is the unsupervised sibling of AVMIT's supervised correspondence (SAVC; Joannou et al. 2024):
 same-class audio counts as a negative here, and the same pair classifier serves both. Pass the
 SAVC network (:class:`avperceive.models.savc.SAVCModel`) or any module mapping
-``(audio (N, ...), visual (N, ...))`` to logits ``(N, 2)`` (class 1 = corresponding) as ``head``.
+``(video (N, ...), audio (N, ...))`` to logits ``(N, 2)`` (class 1 = corresponding) as ``head``
+(the library's ``(video, audio)`` argument order).
 
 **AV-sync** (Owens & Efros, "Audio-Visual Scene Analysis with Self-Supervised Multisensory
 Features", ECCV 2018 §3; Chung & Zisserman's SyncNet, 2016): are the two streams aligned? From
@@ -35,7 +36,7 @@ from .similarity import upcast
 
 __all__ = ["PairClassification", "avc_pairs", "avc_loss", "sync_windows", "sync_loss", "sync_offset_scores"]
 
-PairHead = Callable[[Tensor, Tensor], Tensor]
+PairHead = Callable[[Tensor, Tensor], Tensor]  # (video, audio) -> logits (N, 2)
 
 
 class PairClassification(NamedTuple):
@@ -97,8 +98,8 @@ def avc_pairs(
 
 def avc_loss(
     head: PairHead,
-    audio: Tensor,
     visual: Tensor,
+    audio: Tensor,
     *,
     ids: Tensor | None = None,
     valid: Tensor | None = None,
@@ -107,16 +108,16 @@ def avc_loss(
     """AVC cross-entropy with shuffled negatives (module docstring).
 
     Args:
-        head: pair classifier ``(audio (N, ...), visual (N, ...)) -> (N, 2)`` logits, e.g. SAVC.
-        audio: ``(B, ...)`` audio inputs of the head (embeddings or per-step sequences).
-        visual: ``(B, ...)`` visual inputs of the head, row ``i`` from the same clip as ``audio[i]``.
+        head: pair classifier ``(video (N, ...), audio (N, ...)) -> (N, 2)`` logits, e.g. SAVC.
+        visual: ``(B, ...)`` visual inputs of the head (embeddings or per-step sequences).
+        audio: ``(B, ...)`` audio inputs of the head, row ``i`` from the same clip as ``visual[i]``.
         ids, valid, generator: as :func:`avc_pairs`.
     """
     if audio.shape[0] != visual.shape[0]:
         raise ValueError(f"audio and visual batch sizes differ: {audio.shape[0]} vs {visual.shape[0]}")
     ai, vi, target = avc_pairs(audio.shape[0], ids=ids, valid=valid, generator=generator)
     ai, vi, target = ai.to(audio.device), vi.to(audio.device), target.to(audio.device)
-    logits = head(audio[ai], visual[vi])
+    logits = head(visual[vi], audio[ai])
     loss = F.cross_entropy(upcast(logits), target)
     return PairClassification(loss, logits, target, ai, vi, torch.zeros_like(target))
 
@@ -171,8 +172,8 @@ def sync_windows(
 
 def sync_loss(
     head: PairHead,
-    audio: Tensor,
     visual: Tensor,
+    audio: Tensor,
     *,
     window: int,
     shifts: Sequence[int] = (-3, -2, -1, 1, 2, 3),
@@ -182,8 +183,8 @@ def sync_loss(
     """AV-sync cross-entropy with temporally shifted negatives (module docstring).
 
     Args:
-        head: pair classifier ``(audio (N, W, ·), visual (N, W, ·)) -> (N, 2)``.
-        audio: ``(B, T, ·)`` per-step audio features; visual: ``(B, T, ·)``, step-aligned.
+        head: pair classifier ``(video (N, W, ·), audio (N, W, ·)) -> (N, 2)``.
+        visual: ``(B, T, ·)`` per-step visual features; audio: ``(B, T, ·)``, step-aligned.
         window: W steps per pair; shifts: candidate negative shifts (non-zero steps).
         lengths: long ``(B,)`` valid steps (default T).
     """
@@ -199,7 +200,7 @@ def sync_loss(
     vis = _window(visual, start, window)
     aud_pos = _window(audio, start, window)
     aud_neg = _window(audio, start + shift, window)
-    logits = head(torch.cat([aud_pos, aud_neg]), torch.cat([vis, vis]))
+    logits = head(torch.cat([vis, vis]), torch.cat([aud_pos, aud_neg]))
     target = torch.cat([torch.ones(b, dtype=torch.long), torch.zeros(b, dtype=torch.long)]).to(audio.device)
     index = torch.arange(b, device=audio.device).repeat(2)
     loss = F.cross_entropy(upcast(logits), target)
@@ -208,7 +209,7 @@ def sync_loss(
 
 @torch.no_grad()
 def sync_offset_scores(
-    head: PairHead, audio: Tensor, visual: Tensor, *, window: int, offsets: Sequence[int], start: int | None = None
+    head: PairHead, visual: Tensor, audio: Tensor, *, window: int, offsets: Sequence[int], start: int | None = None
 ) -> Tensor:
     """In-sync log-probability of every candidate offset: ``(B, len(offsets))``.
 
@@ -223,6 +224,6 @@ def sync_offset_scores(
         raise ConfigError(f"window {window} at start {s0} with offsets up to ±{reach} does not fit in T={t} steps")
     vis = visual[:, s0 : s0 + window]
     scores = [
-        F.log_softmax(upcast(head(audio[:, s0 + int(d) : s0 + int(d) + window], vis)), dim=-1)[:, 1] for d in offsets
+        F.log_softmax(upcast(head(vis, audio[:, s0 + int(d) : s0 + int(d) + window])), dim=-1)[:, 1] for d in offsets
     ]
     return torch.stack(scores, dim=1)
