@@ -33,7 +33,7 @@ from avperceive.data.splits import stratified_kfold
 from avperceive.data.synthetic import SOUND_TYPES, make_clip
 from avperceive.models import create_model
 from avperceive.models.dgsct import DGSCT, IMAGENET_MEAN, IMAGENET_STD
-from avperceive.models.finetune import FinetuneConfig, cross_validate, replace_head
+from avperceive.train.finetune import FinetuneConfig, cross_validate, replace_head
 
 #: A DG-SCT small enough for CI (3 stages, width 16, 16-px frames, 4 one-second segments at 2 kHz).
 MICRO = dict(

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from avperceive.data.splits import stratified_kfold
 from avperceive.errors import ConfigError
 from avperceive.models.dgsct import DGSCT
-from avperceive.models.finetune import (
+from avperceive.train.finetune import (
     FinetuneConfig,
     cross_validate,
     evaluate,

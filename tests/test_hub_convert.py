@@ -14,7 +14,7 @@ from avperceive.errors import CheckpointError
 from avperceive.hub import PretrainedMixin
 from avperceive.hub import convert as convert_mod
 from avperceive.hub.convert import ConvertedCheckpoint, converter_info, list_converters, register_converter
-from avperceive.hub.convert_cli import convert_to_folder
+from avperceive.cli.convert import convert_to_folder
 from avperceive.models import registry
 from avperceive.models.registry import PretrainedCfg, create_model
 
@@ -222,7 +222,7 @@ def test_progress_bar_render_and_track():
 def test_every_registered_kind_has_a_buildable_target():
     import importlib
 
-    from avperceive.hub.convert_cli import target_of
+    from avperceive.cli.convert import target_of
     from avperceive.models import list_models
 
     for kind in list_converters():

@@ -38,7 +38,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..io.clip import zero_missing_modality
 from ..nn.heads import CMBSHead
-from .trainable import set_trainable
+from ..models.trainable import set_trainable
 
 __all__ = [
     "FinetuneConfig",

@@ -10,13 +10,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .errors import AvperceiveError
+from ..errors import AvperceiveError
 
 __all__ = ["main", "build_parser"]
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .models import get_pretrained_cfg, list_models
+    from ..models import get_pretrained_cfg, list_models
 
     for name in list_models(args.pattern, pretrained=args.pretrained):
         cfg = get_pretrained_cfg(name) if args.pretrained else None
@@ -41,19 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_describe(sub) -> None:
-    from .analysis.describe_cli import add_subcommand
+    from .describe import add_subcommand
 
     add_subcommand(sub)
 
 
 def _add_predict(sub) -> None:
-    from .predict_cli import add_subcommand
+    from .predict import add_subcommand
 
     add_subcommand(sub)
 
 
 def _add_convert(sub) -> None:
-    from .hub.convert_cli import add_subcommand
+    from .convert import add_subcommand
 
     add_subcommand(sub)
 

@@ -13,9 +13,9 @@ import sys
 
 import torch
 
-from .errors import ConfigError
-from .predict import PredictionFailure, expand_inputs, iter_predict
-from .progress import ProgressBar
+from ..errors import ConfigError
+from ..predict import PredictionFailure, expand_inputs, iter_predict
+from ..progress import ProgressBar
 
 __all__ = ["add_subcommand"]
 

@@ -9,7 +9,7 @@ __all__ = ["add_subcommand"]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .describe import describe
+    from ..analysis.describe import describe
 
     description = describe(args.path, start=args.start, duration=args.duration, max_lag_s=args.max_lag)
     if args.json:

@@ -23,8 +23,8 @@ import torch
 from safetensors.torch import save_file
 
 from ..errors import CheckpointError, ConfigError
-from .convert import ConvertedCheckpoint, convert_checkpoint, converter_info, list_converters
-from .mixin import CONFIG_NAME, WEIGHTS_NAME, load_state_dict_strict
+from ..hub.convert import ConvertedCheckpoint, convert_checkpoint, converter_info, list_converters
+from ..hub.mixin import CONFIG_NAME, WEIGHTS_NAME, load_state_dict_strict
 
 __all__ = ["add_subcommand", "convert_to_folder", "build_target", "target_of", "DEFAULT_TARGETS"]
 

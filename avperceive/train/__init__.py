@@ -1,0 +1,1 @@
+"""Plain-PyTorch fine-tuning loops and recipes; sits above :mod:`avperceive.models`."""
