@@ -32,8 +32,8 @@ from avperceive.data.splits import stratified_kfold
 from avperceive.data.synthetic import SOUND_TYPES, make_clip
 from avperceive.models.dgsct import DGSCT, IMAGENET_MEAN, IMAGENET_STD
 from avperceive.models.eopma import PerceptionModeEnsemble, final_embedding_ensemble, reduced_alone, sweep_beta
-from avperceive.train.finetune import FinetuneConfig, cross_validate, replace_head
 from avperceive.models.trainable import set_trainable
+from avperceive.train.finetune import FinetuneConfig, cross_validate, replace_head
 
 SEGMENTS, SIZE, SEGMENT_SAMPLES = 4, 16, 2000
 MICRO = dict(

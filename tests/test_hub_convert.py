@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from avperceive.cli import main as cli_main
+from avperceive.cli.convert import convert_to_folder
 from avperceive.errors import CheckpointError
 from avperceive.hub import PretrainedMixin
 from avperceive.hub import convert as convert_mod
 from avperceive.hub.convert import ConvertedCheckpoint, converter_info, list_converters, register_converter
-from avperceive.cli.convert import convert_to_folder
 from avperceive.models import registry
 from avperceive.models.registry import PretrainedCfg, create_model
 

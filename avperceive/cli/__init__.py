@@ -1,90 +1,79 @@
-"""The ``avperceive`` command line: ``describe``, ``predict``, ``convert``, ``models``.
+"""The ``avperceive`` command line: ``describe``, ``predict``, ``convert``, ``models``, ``--version``.
 
-Every error raised on purpose (:class:`avperceive.errors.AvperceiveError`) is printed as one
-line on stderr and the exit status is 2; no traceback.
+One package holds the whole command line; each sub-command lives in its own module
+(:mod:`.describe`, :mod:`.predict`, :mod:`.convert`, :mod:`.models`) and adds itself with
+``add_subcommand(subparsers)``. Nothing below this layer imports it (only ``avperceive/__main__.py``).
+
+Exit status, the same for every sub-command (``docs/cli.md``):
+
+* :data:`EXIT_OK` (0) -- everything asked for was done;
+* :data:`EXIT_SOME_FAILED` (1) -- some inputs failed (each reported on stderr), the others were done;
+* :data:`EXIT_USAGE` (2) -- usage or input error: a bad option (argparse), or any error raised on
+  purpose (:class:`avperceive.errors.AvperceiveError`), printed as one line on stderr, no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from ..errors import AvperceiveError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_BROKEN_PIPE"]
 
-
-def _cmd_models(args: argparse.Namespace) -> int:
-    from ..models import get_pretrained_cfg, list_models
-
-    for name in list_models(args.pattern, pretrained=args.pretrained):
-        cfg = get_pretrained_cfg(name) if args.pretrained else None
-        extra = f"  ({cfg.hub_id}@{cfg.revision})" if cfg and cfg.hub_id else ""
-        print(f"{name}{extra}")
-    return 0
+#: everything asked for was done.
+EXIT_OK = 0
+#: some inputs failed (reported one line each on stderr); the others were done.
+EXIT_SOME_FAILED = 1
+#: usage or input error (argparse's own status for a bad option is 2 as well).
+EXIT_USAGE = 2
+#: Ctrl-C (128 + SIGINT, the shell convention).
+EXIT_INTERRUPTED = 130
+#: stdout closed early (``avperceive models --json | head``): 128 + SIGPIPE, as a shell reports it.
+EXIT_BROKEN_PIPE = 141
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="avperceive", description="Auditory-visual perception toolkit.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    """The ``avperceive`` parser with every sub-command (an import error in one is an error, not a gap)."""
+    # Imported here, not at the top: the sub-command modules import the exit codes above.
+    from .. import __version__
+    from . import convert, describe, models, predict
 
-    p = sub.add_parser("models", help="list registered models")
-    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'dgsct*'")
-    p.add_argument("--pretrained", action="store_true", help="list weight sets (arch.tag)")
-    p.set_defaults(func=_cmd_models)
-
-    # Sub-commands owned by other modules add themselves here.
-    for add in _SUBCOMMANDS:
-        add(sub)
+    parser = argparse.ArgumentParser(
+        prog="avperceive",
+        description="Auditory-visual perception toolkit: describe clips, predict with registered models, "
+        "convert official checkpoints, list models.",
+        epilog="Exit status: 0 ok, 1 some files failed (reported, others done), 2 usage or input error.",
+    )
+    parser.add_argument("--version", action="version", version=f"avperceive {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (describe, predict, convert, models):
+        module.add_subcommand(sub)
     return parser
 
 
-def _add_describe(sub) -> None:
-    from .describe import add_subcommand
-
-    add_subcommand(sub)
-
-
-def _add_predict(sub) -> None:
-    from .predict import add_subcommand
-
-    add_subcommand(sub)
-
-
-def _add_convert(sub) -> None:
-    from .convert import add_subcommand
-
-    add_subcommand(sub)
-
-
-def _optional(adder):
-    """Wrap a sub-command adder so a sub-command whose module is absent is simply not offered."""
-
-    def add(sub):
-        try:
-            adder(sub)
-        except ModuleNotFoundError as err:
-            if not (err.name or "").startswith("avperceive"):
-                raise
-
-    return add
-
-
-_SUBCOMMANDS = [_optional(_add_describe), _optional(_add_predict), _optional(_add_convert)]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default ``sys.argv[1:]``) and return the exit status.
+
+    A usage error exits through argparse (``SystemExit(2)``); every :class:`AvperceiveError` is one
+    line ``avperceive COMMAND: error: ...`` on stderr and status 2.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        return int(args.func(args) or EXIT_OK)
     except AvperceiveError as err:
         print(f"avperceive {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("avperceive: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away: stop quietly (no "Exception ignored" message when Python flushes stdout at exit).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -37,8 +37,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..io.clip import zero_missing_modality
-from ..nn.heads import CMBSHead
 from ..models.trainable import set_trainable
+from ..nn.heads import CMBSHead
 
 __all__ = [
     "FinetuneConfig",
