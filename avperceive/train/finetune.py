@@ -37,6 +37,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..io.clip import zero_missing_modality
+from ..modality import MODALITIES, check_modality
 from ..models.trainable import set_trainable
 from ..nn.heads import CMBSHead
 
@@ -50,7 +51,6 @@ __all__ = [
     "soundactions_loss",
 ]
 
-_MODALITIES = ("av", "a", "v")
 
 
 @dataclass
@@ -81,11 +81,10 @@ class FinetuneConfig:
     def resolved(self) -> FinetuneConfig:
         if self.range not in ("cls", "all", "adapters"):
             raise ConfigError(f"range must be 'cls' or 'all' (or 'adapters'), got {self.range!r}")
-        if self.modality not in _MODALITIES:
-            raise ConfigError(f"modality must be one of {_MODALITIES}, got {self.modality!r}")
-        vals = self.val_modalities or (("av", "a", "v") if self.modality == "av" else (self.modality,))
-        if any(m not in _MODALITIES for m in vals):
-            raise ConfigError(f"val_modalities must be drawn from {_MODALITIES}, got {vals}")
+        check_modality(self.modality)
+        vals = self.val_modalities or (MODALITIES if self.modality == "av" else (self.modality,))
+        for m in vals:
+            check_modality(m, "each of val_modalities")
         bs = self.batch_size or (16 if self.range == "cls" else 4)
         acc = self.accumulation or (1 if self.range == "cls" else 4)
         if bs < 1 or acc < 1 or self.max_epochs < 1:
