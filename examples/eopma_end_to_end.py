@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     reduced_start = replace_head(copy.deepcopy(causal), num_classes=4, seed=1)
     folds = stratified_kfold([d["target"] for d in train], args.folds, seed=42)
-    cfg = FinetuneConfig(range="all", modality="av", max_epochs=args.reduced_epochs, lr=2e-3, batch_size=4,
+    cfg = FinetuneConfig(tuning_range="all", modality="av", max_epochs=args.reduced_epochs, lr=2e-3, batch_size=4,
                          accumulation=1)
     cv = cross_validate(reduced_start, train, folds, cfg, log=print)
     print(cv.table())

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
     model.to(device)
     folds = stratified_kfold(targets, args.folds, seed=42)
     cfg = FinetuneConfig(
-        range=args.range, modality=args.modality, lr=args.lr, max_epochs=args.epochs, batch_size=args.batch_size,
+        tuning_range=args.range, modality=args.modality, lr=args.lr, max_epochs=args.epochs, batch_size=args.batch_size,
         accumulation=args.accumulation, seed=args.seed,
     )
     cv = cross_validate(model, data, folds, cfg, log=print if rank == 0 else None)
