@@ -134,3 +134,17 @@ def test_the_checker_flags_violations():
     }
     for (module, is_package), source in fine.items():
         assert violations(module, imported_modules(source, module, is_package)) == [], module
+
+
+@pytest.mark.parametrize("package", ["avperceive.nn", "avperceive.models"])
+def test_package_exports_what_it_imports(package):
+    """``__all__`` lists exactly the names the package ``__init__`` imports from its modules."""
+    path = PACKAGE / package.split(".")[1] / "__init__.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported = {alias.asname or alias.name for node in tree.body if isinstance(node, ast.ImportFrom)
+                and node.level == 1 for alias in node.names}
+    module = importlib.import_module(package)
+    assert sorted(module.__all__) == sorted(imported)
+    assert len(set(module.__all__)) == len(module.__all__)
+    assert all(hasattr(module, name) for name in module.__all__)
+    assert "noqa" not in path.read_text(encoding="utf-8")

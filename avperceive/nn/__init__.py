@@ -1,9 +1,27 @@
-"""avperceive.nn"""
+"""Building blocks, backbone-agnostic: the attention primitive, adapters, fusion, ensembles, heads.
 
-from .adapter_bank import AdapterBank  # noqa: F401
-from .adapters import DGSCTAdapter, GatedBottleneck, LAVisHAdapter  # noqa: F401
-from .ensemble import AdapterMix, PerceptionModeMixer, ResidualGate, mix_residuals  # noqa: F401
-from .fusion import EventSpecificFusion, localization_map, multi_head_loss  # noqa: F401
-from .heads import AVEHead, CMBSHead, ave_decision  # noqa: F401
-from .latent_attention import LatentTokenAttention, latent_attention_pair  # noqa: F401
-from .temporal import TemporalAttention  # noqa: F401
+Every name below is re-exported from the module that defines it (one concept per file).
+"""
+
+from .adapter_bank import AdapterBank
+from .adapters import DGSCTAdapter, GatedBottleneck, LAVisHAdapter
+from .attention import ATTN_IMPLS, Attend, AttnImpl, attend, check_attn_impl
+from .ensemble import AdapterMix, PerceptionModeMixer, ResidualGate, mix_residuals
+from .fusion import EventSpecificFusion, localization_map, multi_head_loss
+from .heads import AVEHead, CMBSHead, TemporalCMBSHead, ave_decision
+from .latent_attention import LatentTokenAttention, latent_attention_pair
+from .temporal import TemporalAttention
+
+__all__ = [
+    # attention.py -- the one attention primitive
+    "attend", "Attend", "AttnImpl", "ATTN_IMPLS", "check_attn_impl",
+    # adapters.py, adapter_bank.py, latent_attention.py
+    "DGSCTAdapter", "LAVisHAdapter", "GatedBottleneck", "AdapterBank", "LatentTokenAttention",
+    "latent_attention_pair",
+    # ensemble.py
+    "AdapterMix", "PerceptionModeMixer", "ResidualGate", "mix_residuals",
+    # fusion.py
+    "EventSpecificFusion", "localization_map", "multi_head_loss",
+    # heads.py, temporal.py
+    "CMBSHead", "TemporalCMBSHead", "AVEHead", "ave_decision", "TemporalAttention",
+]  # fmt: skip
