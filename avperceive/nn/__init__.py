@@ -4,20 +4,23 @@ Every name below is re-exported from the module that defines it (one concept per
 """
 
 from .adapter_bank import AdapterBank
-from .adapters import DGSCTAdapter, GatedBottleneck, LAVisHAdapter
-from .attention import ATTN_IMPLS, Attend, AttnImpl, attend, check_attn_impl
+from .adapters import DGSCTAdapter, GatedBottleneck, LAVisHAdapter, lavish_adapter_pair
+from .attention import ATTN_IMPLS, Attend, AttnImpl, attend, check_attn_impl, set_attn_impl
 from .ensemble import AdapterMix, PerceptionModeMixer, ResidualGate, mix_residuals
 from .fusion import EventSpecificFusion, localization_map, multi_head_loss
 from .heads import AVEHead, CMBSHead, TemporalCMBSHead, ave_decision
 from .latent_attention import LatentTokenAttention, latent_attention_pair
 from .temporal import TemporalAttention
+from .tokens import check_token_pair, check_tokens
 
 __all__ = [
     # attention.py -- the one attention primitive
-    "attend", "Attend", "AttnImpl", "ATTN_IMPLS", "check_attn_impl",
+    "attend", "Attend", "AttnImpl", "ATTN_IMPLS", "check_attn_impl", "set_attn_impl",
+    # tokens.py -- token-shape checks
+    "check_tokens", "check_token_pair",
     # adapters.py, adapter_bank.py, latent_attention.py
-    "DGSCTAdapter", "LAVisHAdapter", "GatedBottleneck", "AdapterBank", "LatentTokenAttention",
-    "latent_attention_pair",
+    "DGSCTAdapter", "LAVisHAdapter", "GatedBottleneck", "lavish_adapter_pair", "AdapterBank",
+    "LatentTokenAttention", "latent_attention_pair",
     # ensemble.py
     "AdapterMix", "PerceptionModeMixer", "ResidualGate", "mix_residuals",
     # fusion.py
