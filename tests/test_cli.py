@@ -16,14 +16,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from avperceive.cli import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
+from avperceive.cli import main as cli_main
 from avperceive.cli.models import count_parameters_on_meta, weights_status
 from avperceive.hub.pretrained_cfg import PretrainedCfg
-from avperceive.models import create_model, get_pretrained_cfg, list_models
+from avperceive.models import create_model, get_pretrained_cfg, list_models, registry
 
 ROOT = Path(__file__).resolve().parents[1]
-FLAC = ROOT / "tests" / "data" / "media" / "drum_snare_hard.flac"
 
 
 def _console_script() -> str:
@@ -53,6 +54,10 @@ def test_version_matches_pyproject():
     res = avperceive("--version")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == f"avperceive {expected}"
+    # python -m avperceive runs the same main
+    res = subprocess.run([sys.executable, "-m", "avperceive", "--version"], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"), timeout=300)
+    assert (res.returncode, res.stdout.strip()) == (0, f"avperceive {expected}"), res.stderr
 
 
 def test_models_json_counts_and_inputs():
@@ -75,45 +80,51 @@ def test_models_json_counts_and_inputs():
         assert row["classes"] == 16 and row["weights"] == "untrained"
 
 
-def test_models_text_lists_every_match_and_no_match_is_exit_2():
-    res = avperceive("models", "tiny")  # no wildcard: substring
-    assert res.returncode == 0, res.stderr
-    lines = res.stdout.strip().splitlines()
+def test_usage_and_input_errors_exit_2_with_one_line():
+    for res in (avperceive("models", "no-such-model*"),
+                avperceive("convert", "no-such-kind", str(ROOT / "missing.pt"), str(ROOT / "never-written"))):
+        assert res.returncode == 2
+        assert res.stdout == ""
+        err = res.stderr.strip().splitlines()
+        assert len(err) == 1 and "no-such" in err[0] and "Traceback" not in res.stderr, res.stderr
+    assert not (ROOT / "never-written").exists()
+
+
+def test_models_text_lists_every_match(capsys):
+    assert cli_main(["models", "tiny"]) == EXIT_OK  # no wildcard: substring
+    lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split() == ["MODEL", "TASK", "PARAMS", "INPUT", "WEIGHTS"]
     assert [line.split()[0] for line in lines[1:]] == list_models("*tiny*")
 
-    res = avperceive("models", "no-such-model*")
-    assert res.returncode == 2
-    assert res.stdout == ""
-    err = res.stderr.strip().splitlines()
-    assert len(err) == 1 and "no-such-model*" in err[0] and "Traceback" not in res.stderr
+
+def test_no_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli_main([])
+    assert exc.value.code == EXIT_USAGE and "usage:" in capsys.readouterr().err
 
 
-def test_exit_codes_across_commands(tmp_path):
-    no_command = avperceive()
-    assert no_command.returncode == 2 and "usage:" in no_command.stderr
+class _NeedsRealData(nn.Module):
+    """A model whose constructor reads a tensor value, which the meta device cannot give."""
 
-    unknown_model = avperceive("predict", str(FLAC), "--model", "no-such-model")
-    assert unknown_model.returncode == 2
-    unknown_kind = avperceive("convert", "no-such-kind", str(tmp_path / "a.pt"), str(tmp_path / "out"))
-    assert unknown_kind.returncode == 2
-    for res in (unknown_model, unknown_kind):
-        assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr, res.stderr
-
-    # One unreadable file among the inputs: reported on stderr, the good one predicted, exit 1.
-    bad = tmp_path / "broken.wav"
-    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
-    one_bad = avperceive("predict", str(FLAC), str(bad), "--model", "lavish-ave-tiny", "--no-progress")
-    assert one_bad.returncode == 1
-    assert "broken.wav" in one_bad.stderr and "Traceback" not in one_bad.stderr
-    assert FLAC.name in one_bad.stdout
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(3))
+        self.threshold = float(self.scale.detach().sum())
 
 
-def test_python_dash_m_runs_the_same_main():
-    res = subprocess.run([sys.executable, "-m", "avperceive", "models", "savc-tiny", "--json"], capture_output=True,
-                         text=True, env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"), timeout=300)
-    assert res.returncode == 0, res.stderr
-    assert [row["name"] for row in json.loads(res.stdout)] == ["savc-tiny"]
+def test_models_that_cannot_be_counted_exit_1(capsys):
+    registry.register_model("test-cli-meta-fails")(lambda **kw: _NeedsRealData())
+    registry.register_model("test-cli-meta-ok")(lambda **kw: nn.Linear(3, 2))
+    try:
+        assert cli_main(["models", "test-cli-meta-*", "--json"]) == EXIT_SOME_FAILED
+    finally:
+        registry._REGISTRY.pop("test-cli-meta-fails")
+        registry._REGISTRY.pop("test-cli-meta-ok")
+    captured = capsys.readouterr()
+    rows = {row["name"]: row for row in json.loads(captured.out)}
+    assert rows["test-cli-meta-ok"]["parameters"] == 3 * 2 + 2 and rows["test-cli-meta-ok"]["error"] is None
+    assert rows["test-cli-meta-fails"]["parameters"] is None and rows["test-cli-meta-fails"]["error"]
+    assert captured.err.count("\n") == 1 and "test-cli-meta-fails" in captured.err
 
 
 @pytest.mark.parametrize("name", ["dgsct-ave-tiny", "lavish-ave-tiny", "event-specific-tiny", "avmit-lstm-tiny"])
