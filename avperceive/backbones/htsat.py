@@ -345,7 +345,12 @@ class HTSAT(nn.Module):
 
     # -- front-end ----------------------------------------------------------------------------
     def normalize_logmel(self, logmel: torch.Tensor) -> torch.Tensor:
-        """``bn0`` over the mel bins: ``(B, 1, frames, mels) -> (B, 1, frames, mels)``."""
+        """``bn0`` over the mel bins: ``(B, 1, frames, mels) -> (B, 1, frames, mels)``.
+
+        The log-mel arrives in float32 (the front-end computes in float32 on purpose) and is cast to
+        the parameters' dtype here, so a bfloat16 / float16 model runs.
+        """
+        logmel = logmel.to(self.bn0.weight.dtype)
         return rearrange(self.bn0(rearrange(logmel, "b c t f -> b f t c")), "b f t c -> b c t f")
 
     def wav_to_image(self, spec: torch.Tensor) -> torch.Tensor:
