@@ -207,22 +207,6 @@ def test_cli_convert_real_dgsct_head_golden_weights(tmp_path, capsys):
     assert sum(v.numel() for v in head.state_dict().values()) == sum(v.numel() for v in kept.values())
 
 
-def test_progress_bar_render_and_track():
-    import io
-
-    from avperceive.progress import ProgressBar, track
-
-    stream = io.StringIO()
-    with ProgressBar(4, desc="files", disable=False, stream=stream, width=8) as bar:
-        bar.update(2)
-        assert bar.render().startswith("files:  50% |####    | 2/4 [")
-        bar.update(2)
-    assert stream.getvalue().rstrip().split("\r")[-1].startswith("files: 100% |########| 4/4")
-    assert stream.getvalue().endswith("\n")
-    assert ProgressBar(2048, unit="B", disable=True).render().endswith("0B/2.0KB [00:00<00:00]")
-    assert list(track(range(3), disable=True)) == [0, 1, 2]
-
-
 def test_every_registered_kind_has_a_buildable_target():
     import importlib
 
