@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ..errors import AvperceiveError
+from ..errors import AvperceiveError, one_line
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_BROKEN_PIPE"]
 
@@ -60,12 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     A usage error exits through argparse (``SystemExit(2)``); every :class:`AvperceiveError` is one
     line ``avperceive COMMAND: error: ...`` on stderr and status 2.
     """
+    # File names that are not valid UTF-8 reach us surrogate-escaped (PEP 383): print their bytes back.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape" if stream is sys.stdout else "backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or EXIT_OK)
     except AvperceiveError as err:
-        print(f"avperceive {args.command}: error: {err}", file=sys.stderr)
+        print(f"avperceive {args.command}: error: {one_line(str(err))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("avperceive: interrupted", file=sys.stderr)

@@ -25,8 +25,9 @@ from safetensors.torch import save_file
 
 from ..errors import CheckpointError, ConfigError
 from ..hub.convert import ConvertedCheckpoint, convert_checkpoint, converter_info, list_converters
-from ..hub.mixin import CONFIG_NAME, WEIGHTS_NAME, load_state_dict_strict
+from ..hub.mixin import CONFIG_NAME, WEIGHTS_NAME
 from ..models import create_model, list_models
+from ..state_dict import load_state_dict_strict
 from . import EXIT_OK
 
 __all__ = ["add_subcommand", "convert_to_folder", "build_target", "target_of", "DEFAULT_TARGETS"]
