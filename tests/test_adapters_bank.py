@@ -70,9 +70,9 @@ def test_bank_save_load_roundtrip(tmp_path):
     loaded = AdapterBank.load(path)
     assert loaded.config == bank.config and loaded.same_layout(bank)
     for k, v in bank.state_dict().items():
-        assert torch.equal(v, loaded.state_dict()[k]), k
+        assert torch.equal(v, loaded.state_dict()[k]), k  # safetensors round trip: a bit-exact copy
     video, audio = torch.randn(2, 4, 32), torch.randn(2, 6, 16)
-    with torch.no_grad():
+    with torch.no_grad():  # bit-identical weights and inputs through the same kernels: bit-identical outputs
         assert torch.equal(bank["video", "p2", 1](video, audio)[0], loaded.eval()["video", "p2", 1](video, audio)[0])
     # strict: a tampered file names the key
     sd = load_file(str(path))

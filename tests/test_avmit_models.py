@@ -67,6 +67,7 @@ def test_forward_shapes_and_keras_input_dropout():
     m.rnn.train()
     m.rnn(x)
     dropped = seen["x"]
+    # exact: inputs of 1 times a 0/1 mask divided by keep = 0.5 gives exactly 0 or 2
     assert torch.equal(dropped, dropped[:, :1].expand_as(dropped))
     assert set(dropped.unique().tolist()) <= {0.0, 2.0} and (dropped == 0).any()
     with pytest.raises(ValueError, match=r"\(B, T, 16\)"):

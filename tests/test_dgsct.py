@@ -128,8 +128,8 @@ def test_audio_tiling_matches_pretiled_input():
     model = _tiny()
     video, audio = _inputs()
     tiled = audio.repeat(1, 1, 5)
-    assert torch.equal(model.tile_audio(audio), tiled)
-    with torch.no_grad():
+    assert torch.equal(model.tile_audio(audio), tiled)  # a copy of the samples
+    with torch.no_grad():  # the same contiguous values either way, so the same kernels: bit-identical
         assert torch.equal(model(video, audio)["event_scores"], model(video, tiled)["event_scores"])
 
 
@@ -174,7 +174,7 @@ def test_registry_entries_and_save_load_roundtrip(tmp_path):
     model.save_pretrained(tmp_path)
     again = DGSCT.from_pretrained(str(tmp_path)).eval()
     video, audio = _inputs()
-    with torch.no_grad():
+    with torch.no_grad():  # weights saved and loaded bit-exactly, same input, same kernels
         assert torch.equal(model(video, audio)["event_scores"], again(video, audio)["event_scores"])
     assert again.head.num_classes == 5
 

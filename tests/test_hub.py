@@ -169,7 +169,7 @@ def test_hub_cache_offline_env(saved, tmp_path, monkeypatch):
     assert is_offline()
     x = torch.randn(2, 4)
     loaded = TinyNet.from_pretrained("avp-test/tiny", cache_dir=cache)
-    assert torch.equal(loaded(x), model(x))
+    assert torch.equal(loaded(x), model(x))  # bit-exact weights (safetensors), same input and kernels
     pinned = TinyNet.from_pretrained(f"hf-hub:avp-test/tiny@{REV}", cache_dir=cache)
     assert torch.equal(pinned(x), model(x))
     # the registry's own source (hub_id + pinned revision) through create_model(pretrained=True)
