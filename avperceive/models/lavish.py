@@ -14,6 +14,11 @@ with :class:`~avperceive.nn.adapters.LAVisHAdapter` (latent-token cross attentio
 bottleneck). Then the shared patch merging per stage, the final norm on both streams, the mean
 over tokens, and the two-layer head ``Linear(2C -> 512) -> Linear(512 -> K + 1)`` (no
 non-linearity between) gives per-segment logits over K events + background (index K).
+
+Both streams have the same token grid (the audio image is H frames × W mel bins, the frame size),
+so every shared frozen layer runs once on the two streams stacked along the batch (audio first),
+and the two adapters of a position run their latent-token attentions as one batched call
+(:func:`~avperceive.nn.adapters.lavish_adapter_pair`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from ..backbones.swinv2 import SwinV2
 from ..errors import ConfigError
 from ..hub.mixin import PretrainedMixin
 from ..nn.adapter_bank import AdapterBank
+from ..nn.adapters import lavish_adapter_pair
 from ..signal.kaldi import lavish_audio_image
 from .dgsct import AVE_CATEGORIES, IMAGENET_MEAN, IMAGENET_STD, TINY_VIDEO_BACKBONE
 from .registry import PretrainedCfg, register_model
@@ -50,7 +56,9 @@ class LAVisH(nn.Module, PretrainedMixin, SegmentPredictionMixin):
             the image height); the audio image must match the backbone's input size.
         num_latents, reduction, groups: LAVisH adapter settings (README: 2, 8, 2).
         hidden_dim: width of the first head layer (512).
-        attn_impl: ``"fused"`` or ``"reference"``.
+        attn_impl: ``"fused"`` or ``"reference"`` for every attention op (backbone and adapters).
+        fold_bn: fold the adapters' bottleneck norms (``True``, default) or not (see
+            :class:`~avperceive.nn.adapters.GatedBottleneck`).
         grad_checkpointing: recompute each block in the backward pass.
     """
 
@@ -69,6 +77,7 @@ class LAVisH(nn.Module, PretrainedMixin, SegmentPredictionMixin):
         hidden_dim: int = 512,
         attn_impl: str = "fused",
         grad_checkpointing: bool = False,
+        fold_bn: bool = True,
     ):
         super().__init__()
         self.num_classes, self.num_segments = num_classes, num_segments
@@ -85,7 +94,8 @@ class LAVisH(nn.Module, PretrainedMixin, SegmentPredictionMixin):
         dims = [int(self.backbone.embed_dim * 2**s) for s in range(len(self.backbone.stages))]
         block_dims = [dims[s] for s, stage in enumerate(self.backbone.stages) for _ in stage.blocks]
         self.adapters = AdapterBank.lavish(
-            block_dims, num_latents=num_latents, reduction=reduction, groups=groups, attn_impl=attn_impl
+            block_dims, num_latents=num_latents, reduction=reduction, groups=groups, attn_impl=attn_impl,
+            fold_bn=fold_bn,
         )
         self.head = nn.Sequential(nn.Linear(2 * dims[-1], hidden_dim), nn.Linear(hidden_dim, num_classes + 1))
         self.set_attn_impl(attn_impl)
@@ -101,6 +111,10 @@ class LAVisH(nn.Module, PretrainedMixin, SegmentPredictionMixin):
         for family in self.adapters.values():
             for adapter in family:
                 adapter.set_attn_impl(attn_impl)
+
+    def set_fold_bn(self, fold_bn: bool = True) -> None:
+        """Fold (``True``) or do not fold the bottleneck norms of every adapter."""
+        self.adapters.set_fold_bn(fold_bn)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = enable
@@ -141,15 +155,13 @@ class LAVisH(nn.Module, PretrainedMixin, SegmentPredictionMixin):
             raise ValueError(f"video and audio must share one floating dtype, got {video.dtype} and {audio.dtype}")
 
     # -- forward ----------------------------------------------------------------------------------
-    def _block(self, i: int, block: nn.Module, v: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _block(self, i: int, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """One shared block on the stacked streams ``x = [a; v]`` of shape ``(2 B·T, N, C)``."""
         ad = self.adapters
-        r_a1, r_v1 = ad["audio_p1"][i](a, v), ad["video_p1"][i](v, a)
-        v = v + block.attn_branch(v) + r_v1
-        a = a + block.attn_branch(a) + r_a1
-        r_a2, r_v2 = ad["audio_p2"][i](a, v), ad["video_p2"][i](v, a)
-        v = v + block.mlp_branch(v) + r_v2
-        a = a + block.mlp_branch(a) + r_a2
-        return v, a
+        a, v = x.chunk(2)
+        x = x + block.attn_branch(x) + torch.cat(lavish_adapter_pair(ad["audio_p1"][i], ad["video_p1"][i], a, v))
+        a, v = x.chunk(2)
+        return x + block.mlp_branch(x) + torch.cat(lavish_adapter_pair(ad["audio_p2"][i], ad["video_p2"][i], a, v))
 
     def forward_features(self, video: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, 3, H, W) frames + (B, T, S) waveform or (B, T, H, W) audio image -> token means
@@ -157,19 +169,21 @@ class LAVisH(nn.Module, PretrainedMixin, SegmentPredictionMixin):
         self._check_inputs(video, audio)
         b, t = video.shape[:2]
         img = self.audio_image(audio) if audio.dim() == 3 else audio
-        a = self.backbone.patch_embed(repeat(img, "b t f m -> (b t) c f m", c=3))
-        v = self.backbone.patch_embed(rearrange(video, "b t c h w -> (b t) c h w"))
+        images = torch.cat([
+            repeat(img, "b t f m -> (b t) c f m", c=3),
+            rearrange(video, "b t c h w -> (b t) c h w"),
+        ])  # both (B·T, 3, H, W): audio first, then video
+        x = self.backbone.patch_embed(images)
         i = 0
         for stage in self.backbone.stages:
             for block in stage.blocks:
                 if self.grad_checkpointing and torch.is_grad_enabled():
-                    v, a = checkpoint(self._block, i, block, v, a, use_reentrant=False)
+                    x = checkpoint(self._block, i, block, x, use_reentrant=False)
                 else:
-                    v, a = self._block(i, block, v, a)
+                    x = self._block(i, block, x)
                 i += 1
-            v, a = stage.downsample(v), stage.downsample(a)
-        v = reduce(self.backbone.norm(v), "(b t) n c -> b t c", "mean", b=b, t=t)
-        a = reduce(self.backbone.norm(a), "(b t) n c -> b t c", "mean", b=b, t=t)
+            x = stage.downsample(x)
+        a, v = reduce(self.backbone.norm(x), "(s b t) n c -> s b t c", "mean", s=2, b=b, t=t)
         return v, a
 
     def forward(self, video: torch.Tensor, audio: torch.Tensor) -> dict[str, torch.Tensor]:
