@@ -19,10 +19,14 @@ from avperceive.nn.adapters import GatedBottleneck
 from avperceive.nn.heads import AVEHead
 from avperceive.nn.temporal import TemporalAttention
 
-# BatchNorm folding: today the fused path folds BatchNorm into the bottleneck matmuls in eval mode; the
-# reference path and train mode never fold. If GatedBottleneck grows a ``fold_bn`` switch, test both settings.
+# BatchNorm folding into the bottleneck matmuls happens in eval mode only (training uses batch statistics),
+# switched by GatedBottleneck.fold_bn; without that switch (older code) it was tied to the fused path.
 HAS_FOLD_SWITCH = hasattr(GatedBottleneck(8, 2, 2), "fold_bn")
 FOLD = [True, False] if HAS_FOLD_SWITCH else [None]
+
+
+def _expect_folded(attn_impl: str, mode: str, fold_bn: bool | None) -> bool:
+    return mode == "eval" and (attn_impl == "fused" if fold_bn is None else fold_bn)
 MODES = ["eval", "train"]
 IMPLS = ["fused", "reference"]
 
@@ -92,10 +96,10 @@ def test_dgsct_adapter_gradients_match_finite_differences(attn_impl, mode, fold_
     adapter = _configure(_randomise(DGSCTAdapter(8, 4, 6, 3, num_latents=2, reduction=2, groups=2), 0),
                          attn_impl, mode, fold_bn)
     x, y = _tokens(1, 2, 4, 8), _tokens(2, 2, 3, 6)
-    folded = _bn_is_folded(adapter, x, y)
-    if fold_bn is None:  # today: folding is the fused path in eval mode, nothing else
-        assert folded == (attn_impl == "fused" and mode == "eval")
-    _gradcheck(adapter, (x, y))  # both outputs: the residual and the pooling map
+    assert _bn_is_folded(adapter, x, y) == _expect_folded(attn_impl, mode, fold_bn)  # the path under test
+    # both outputs (the residual and the pooling map); the full Jacobian for the unfolded training path (batch
+    # statistics: where the research code's gradients go wrong), gradcheck's fast mode for the other paths
+    _gradcheck(adapter, (x, y), fast=(mode, fold_bn) != ("train", False))
 
 
 @pytest.mark.parametrize("fold_bn", FOLD)
@@ -105,9 +109,7 @@ def test_lavish_adapter_gradients_match_finite_differences(attn_impl, mode, fold
     adapter = _configure(_randomise(LAVisHAdapter(8, num_latents=2, reduction=2, groups=2), 3), attn_impl, mode,
                          fold_bn)
     x, y = _tokens(4, 2, 4, 8), _tokens(5, 2, 3, 8)
-    folded = _bn_is_folded(adapter, x, y)
-    if fold_bn is None:
-        assert folded == (attn_impl == "fused" and mode == "eval")
+    assert _bn_is_folded(adapter, x, y) == _expect_folded(attn_impl, mode, fold_bn)
     _gradcheck(adapter, (x, y))
 
 
@@ -202,15 +204,16 @@ def test_research_code_layout_is_the_hazard_and_torch_behaviour_is_recorded():
           f"research-code layout vs finite differences: {'agrees' if fd_ok else 'DISAGREES'}")
 
 
+@pytest.mark.parametrize("fold_bn", FOLD)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("attn_impl", IMPLS)
 @pytest.mark.parametrize("cls", ["dgsct", "lavish"])
-def test_adapters_never_feed_batchnorm_the_hazardous_layout(cls, attn_impl, mode):
+def test_adapters_never_feed_batchnorm_the_hazardous_layout(cls, attn_impl, mode, fold_bn):
     if cls == "dgsct":
         adapter, y = DGSCTAdapter(8, 4, 6, 3, num_latents=2, reduction=2, groups=2), _tokens(2, 2, 3, 6)
     else:
         adapter, y = LAVisHAdapter(8, num_latents=2, reduction=2, groups=2), _tokens(5, 2, 3, 8)
-    adapter = _configure(_randomise(adapter, 15), attn_impl, mode, None)
+    adapter = _configure(_randomise(adapter, 15), attn_impl, mode, fold_bn)
     seen, hooks = _record_bn_layouts(adapter)
     x = _tokens(1, 2, 4, 8).requires_grad_(True)
     out = adapter(x, y)
@@ -219,5 +222,5 @@ def test_adapters_never_feed_batchnorm_the_hazardous_layout(cls, attn_impl, mode
     for h in hooks:
         h.remove()
     assert not any(bad for _, bad in seen), seen
-    # unfolded BatchNorm runs as a module and is seen by the hooks; the eval fused path folds it away
-    assert len(seen) == (0 if (attn_impl, mode) == ("fused", "eval") else 2)
+    # unfolded BatchNorm runs as a module and is seen by the hooks (bn_down, bn_up); folded, it is not there
+    assert len(seen) == (0 if _expect_folded(attn_impl, mode, fold_bn) else 2)
