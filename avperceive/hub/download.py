@@ -62,6 +62,15 @@ class ResolvedCheckpoint:
     source: str
     revision: str | None = None
 
+    @property
+    def label(self) -> str:
+        """Where the weights come from, for records: ``"hf-hub:<repo>@<revision>"`` or ``"local-dir:<path>"``."""
+        if self.revision is not None:
+            hub = parse_hub_source(self.source)
+            if hub is not None:
+                return f"hf-hub:{hub.repo_id}@{self.revision}"
+        return f"local-dir:{self.weights.parent if self.config is not None else self.weights}"
+
 
 @dataclass(frozen=True)
 class HubSource:

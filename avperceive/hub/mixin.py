@@ -225,6 +225,7 @@ class PretrainedMixin:
         if isinstance(pdict, dict):
             model.pretrained_cfg = _pretrained_cfg_from_dict(pdict)
         load_state_dict_strict(model, load_weights(resolved.weights), source=str(resolved.weights))  # type: ignore[arg-type]
+        model.weights_source = resolved.label
         model.eval()  # type: ignore[attr-defined]
         return model
 

@@ -134,6 +134,7 @@ def load_pretrained_into(
     pdict = saved.get("pretrained_cfg")
     if isinstance(pdict, dict):
         model.pretrained_cfg = pretrained_cfg_from_dict(pdict)
+    model.weights_source = resolved.label
     model.eval()
     return model
 

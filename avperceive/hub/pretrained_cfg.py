@@ -26,7 +26,8 @@ class PretrainedCfg:
         paper: the paper the weights come from.
         input: input settings predict needs: ``task`` (``"ave"`` | ``"clip-classification"`` |
             ``"av-correspondence"``), ``sample_rate``, ``segments``, ``segment_seconds``,
-            ``frames_per_segment``, ``size``, ``mean``, ``std``, ``audio_frontend``, ``tile_audio_to``.
+            ``frames_per_segment``, ``size``, ``mean``, ``std``, ``audio_frontend``, ``audio_steps``,
+            ``extra_inputs`` (see :mod:`avperceive.models.inputs`).
         label_names: class names in output order.
         notes: free text (how the weights were converted, known caveats).
         architecture: the registered architecture (filled in by ``register_model``).
