@@ -196,8 +196,8 @@ def _keras_weights_from(rnn, kind):
 @pytest.mark.parametrize("activation", ["relu", "swish"])
 def test_forward_matches_numpy_keras_equations(kind, activation):
     torch.manual_seed(0)
-    model = AVMITClassifier(6, 5, kind, rnn_units=4, bottleneck=3, activation=activation, dropout=0.5,
-                            num_classes=7, keras_compatible=True).double()
+    model = AVMITClassifier(audio_dim=6, visual_dim=5, rnn=kind, rnn_units=4, bottleneck=3, activation=activation,
+                            dropout=0.5, num_classes=7, keras_compatible=True).double()
     with torch.no_grad():  # non-trivial BatchNorm statistics and affine, and (GRU) a recurrent bias
         for unit in (model.audio_squeeze, model.visual_squeeze):
             unit.norm.running_mean.uniform_(-0.5, 0.5)
@@ -211,7 +211,7 @@ def test_forward_matches_numpy_keras_equations(kind, activation):
     audio = torch.randn(3, 7, 6, generator=g, dtype=torch.float64)
     visual = torch.randn(3, 7, 5, generator=g, dtype=torch.float64)
     with torch.no_grad():
-        ours = model(audio, visual).numpy()
+        ours = model(video=visual, audio=audio).numpy()
 
     def squeeze(unit, x):
         n = unit.norm
