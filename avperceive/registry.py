@@ -171,7 +171,7 @@ def _is_source(name: str) -> bool:
 
 def _create_from_source(source: str, hub_kwargs: dict[str, Any], overrides: dict[str, Any]):
     from .hub.download import resolve_checkpoint
-    from .hub.mixin import constructor_args, read_config
+    from .hub.mixin import build_from_config, constructor_args, read_config
     from .hub.pretrained import load_pretrained_into
 
     resolved = resolve_checkpoint(source, **hub_kwargs)
@@ -182,8 +182,11 @@ def _create_from_source(source: str, hub_kwargs: dict[str, Any], overrides: dict
     arch = cfg.get("architecture")
     if not arch:
         raise ConfigError(f"{resolved.config}: no 'architecture' field; use create_model(arch, pretrained={source!r})")
-    builder = model_entrypoint(arch)
-    model = builder(**{**constructor_args(cfg), **overrides})
+    try:
+        builder = model_entrypoint(arch)
+    except ConfigError as err:
+        raise ConfigError(f"{resolved.config}: field 'architecture': {err}") from err
+    model = build_from_config(builder, {**constructor_args(cfg), **overrides}, config_path=resolved.config, what=arch)
     model.architecture = arch
     model.pretrained_cfg = get_pretrained_cfg(arch)
     load_pretrained_into(model, arch, resolved)
