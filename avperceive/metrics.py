@@ -2,7 +2,7 @@
 
 * :func:`ave_segment_accuracy` -- AVE segment accuracy (Tian et al., ECCV 2018), with the is-event
   decision rule of CMBS / DG-SCT (a segment is background unless ``sigmoid(is_event) > 0.5``, then
-  it takes the clip's arg-max event class).
+  it takes the clip's arg-max event class), written once in :func:`avperceive.nn.heads.ave_decision`.
 * :func:`avvp_segment_f1`, :func:`avvp_event_f1`, :func:`avvp_metrics` -- AVVP / LLP segment-level
   and event-level F1 for audio, visual and audio-visual events, Type@AV and Event@AV (Tian, Li & Xu,
   ECCV 2020, the definitions of their ``eval_metrics.py``: per video, F1 per class averaged over the
@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from .nn.heads import ave_decision
 
 __all__ = [
     "ave_segment_accuracy",
@@ -42,27 +44,24 @@ def _np(x) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------------- AVE
 def ave_segment_predictions(
-    is_event_logits: torch.Tensor, event_logits: torch.Tensor, *, background: int = 28, threshold: float = 0.5
+    is_event_logits: torch.Tensor, event_logits: torch.Tensor, *, threshold: float = 0.5
 ) -> torch.Tensor:
-    """Per-segment class predictions by the is-event rule.
+    """Per-segment class predictions by the is-event rule of :func:`avperceive.nn.heads.ave_decision`.
 
     Args:
         is_event_logits: ``(B, T)`` (or ``(B, T, 1)``) logits that a segment holds the event.
-        event_logits: ``(B, C)`` clip-level event-class scores (C = 28 for AVE), or ``(B, T, C)``.
-        background: the background index.
+        event_logits: ``(B, K)`` clip-level event-class scores (K = 28 for AVE), or ``(B, T, K)``.
+        threshold: probability above which a segment holds the event (0.5).
 
     Returns:
-        long ``(B, T)``: ``argmax event_logits`` where ``sigmoid(is_event) > threshold``, else ``background``.
+        long ``(B, T)``: ``argmax event_logits`` where ``sigmoid(is_event) > threshold``, else the
+        background index K.
     """
     if is_event_logits.dim() == 3:
         is_event_logits = is_event_logits.squeeze(-1)
     if is_event_logits.dim() != 2:
         raise ValueError(f"is_event_logits must be (B, T), got {tuple(is_event_logits.shape)}")
-    cls = event_logits.argmax(-1)
-    if cls.dim() == 1:
-        cls = cls[:, None].expand_as(is_event_logits)
-    is_event = torch.sigmoid(is_event_logits.float()) > threshold
-    return torch.where(is_event, cls, torch.full_like(cls, background))
+    return ave_decision(is_event_logits, event_logits, threshold)
 
 
 def ave_segment_accuracy(
@@ -70,22 +69,21 @@ def ave_segment_accuracy(
     targets: torch.Tensor,
     *,
     event_logits: torch.Tensor | None = None,
-    background: int = 28,
     threshold: float = 0.5,
 ) -> float:
     """AVE segment accuracy: the fraction of segments whose predicted class (incl. background) is right.
 
     Args:
-        predictions: long ``(B, T)`` class indices, or float ``(B, T, C+1)`` per-segment scores
+        predictions: long ``(B, T)`` class indices, or float ``(B, T, K+1)`` per-segment scores
             (arg-max taken); with ``event_logits`` given, ``predictions`` are the ``(B, T)`` is-event
             logits and the is-event rule of :func:`ave_segment_predictions` is applied.
-        targets: long ``(B, T)`` class indices, or one-hot ``(B, T, C+1)`` (the ``labels.h5`` layout).
+        targets: long ``(B, T)`` class indices, or one-hot ``(B, T, K+1)`` (the ``labels.h5`` layout).
 
     Returns:
         accuracy in [0, 1].
     """
     if event_logits is not None:
-        pred = ave_segment_predictions(predictions, event_logits, background=background, threshold=threshold)
+        pred = ave_segment_predictions(predictions, event_logits, threshold=threshold)
     elif predictions.dim() == 3:
         pred = predictions.argmax(-1)
     else:

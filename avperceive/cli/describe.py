@@ -1,9 +1,9 @@
 """``avperceive describe PATH... [--json] [--plot out.png]``: the weight-free description of clips.
 
-One path: its description (text, or one JSON document with ``--json``); an unreadable file is
-one error line and exit status 2. Several paths: each file is described on its own (``--json``:
-one JSON object per line, JSON Lines); a file that cannot be read is reported on one stderr line
-and the others are still described; the exit status is 2 when any file failed.
+One path: its description (text, or one JSON document with ``--json``). Several paths: each file
+is described on its own (``--json``: one JSON object per line, JSON Lines). A file that cannot be
+read is reported on one stderr line and the others are still described; the exit status is then
+1, as for ``predict`` (``docs/cli.md``).
 """
 
 from __future__ import annotations
@@ -12,16 +12,21 @@ import argparse
 import json
 import sys
 
-from ..errors import ConfigError, MediaError
+from ..errors import ConfigError, MediaError, one_line
+from . import EXIT_OK, EXIT_SOME_FAILED
 
 __all__ = ["add_subcommand"]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .describe import describe
+    from ..analysis.describe import describe
 
     if len(args.paths) == 1:
-        return _describe_one(describe, args.paths[0], args)
+        try:
+            return _describe_one(describe, args.paths[0], args)
+        except MediaError as err:
+            print(f"avperceive describe: error: {one_line(str(err))}", file=sys.stderr, flush=True)
+            return EXIT_SOME_FAILED
     if args.plot:
         raise ConfigError("--plot takes one PATH")
     failed = 0
@@ -30,13 +35,13 @@ def _run(args: argparse.Namespace) -> int:
             description = describe(path, start=args.start, duration=args.duration, max_lag_s=args.max_lag)
         except MediaError as err:
             failed += 1
-            print(f"avperceive describe: error: {err}", file=sys.stderr, flush=True)
+            print(f"avperceive describe: error: {one_line(str(err))}", file=sys.stderr, flush=True)
             continue
         if args.json:
             print(json.dumps({"path": path, **description.to_dict()}), flush=True)
         else:
             print(f"{path}:\n{description}", flush=True)
-    return 2 if failed else 0
+    return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
 def _describe_one(describe, path: str, args: argparse.Namespace) -> int:
