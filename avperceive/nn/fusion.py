@@ -214,7 +214,7 @@ class EventSpecificFusion(nn.Module):
         unimodal_heads: ``"concat"`` (default, the paper's layout): the visual / audio heads are
             ``nn.Linear(2 * dim, num_classes)`` like the others, and their zeroed half receives no
             gradient; ``"half"``: ``nn.Linear(dim, num_classes)`` on the non-zero half only (the same
-            function with fewer parameters; spec §4 B9).
+            function with fewer parameters; the paper leaves this open).
 
     Heads are stored as ``heads.<layer>``.
     """
@@ -291,7 +291,8 @@ def localization_map(
         v_map: ``(B, T, D, h, w)`` last visual conv map (MC3-18: ``h = w = 7``, ``D = 512``).
         z_a: ``(B, T, D)`` audio features.
         size: ``(H, W)`` to upsample to (bilinear), or ``None`` to keep ``(h, w)``.
-        normalize: cosine similarity instead of the raw dot product (§4 B10 of the spec).
+        normalize: cosine similarity instead of the raw dot product (the paper does not say which;
+            the raw dot product is the default).
 
     Returns:
         ``(B, T, H, W)`` maps.
