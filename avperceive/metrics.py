@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .errors import ConfigError
 from .nn.heads import ave_decision
 
 __all__ = [
@@ -280,10 +281,10 @@ __all__ += [
 def _relevance(n_queries: int, n_candidates: int, query_ids, candidate_ids) -> np.ndarray:
     if query_ids is None and candidate_ids is None:
         if n_queries != n_candidates:
-            raise ValueError("query_ids / candidate_ids are needed when queries and candidates differ in number")
+            raise ConfigError("query_ids / candidate_ids are needed when queries and candidates differ in number")
         return np.eye(n_queries, dtype=bool)
     if query_ids is None or candidate_ids is None:
-        raise ValueError("give both query_ids and candidate_ids, or neither")
+        raise ConfigError("give both query_ids and candidate_ids, or neither")
     q, c = np.asarray(query_ids), np.asarray(candidate_ids)
     return q[:, None] == c[None, :]
 

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import ConfigError
+
 __all__ = [
     "majority_vote",
     "union_multilabel",
@@ -87,7 +89,7 @@ def assign_event_type(logits: Mapping[str, Tensor], y: Tensor, *, normalize: str
         ``(N,)`` indices into ``list(logits)`` (ties go to the earlier head).
     """
     if normalize not in ("softmax", "none"):
-        raise ValueError(f"normalize must be 'softmax' or 'none'; got {normalize!r}")
+        raise ConfigError(f"normalize must be 'softmax' or 'none'; got {normalize!r}")
     stacked = _stack(logits).float()
     if normalize == "softmax":
         stacked = stacked.softmax(dim=-1)

@@ -72,7 +72,7 @@ def _check_layers(layers: Sequence[str]) -> tuple[str, ...]:
     layers = tuple(layers)
     unknown = [name for name in layers if name not in EVENT_LAYERS]
     if unknown or not layers or len(set(layers)) != len(layers):
-        raise ValueError(f"layers must be distinct names from {EVENT_LAYERS}; got {layers}")
+        raise ConfigError(f"layers must be distinct names from {EVENT_LAYERS}; got {layers}")
     return layers
 
 
@@ -89,7 +89,7 @@ def instant_step_mask(z_v: Tensor, z_a: Tensor, k: int, valid: Tensor) -> Tensor
         to the earlier step (a stable descending sort). ``s_t`` is detached: the selection is hard.
     """
     if k < 1:
-        raise ValueError(f"k must be >= 1; got {k}")
+        raise ConfigError(f"k must be >= 1; got {k}")
     scores = (z_v.detach() * z_a.detach()).sum(dim=-1).float()  # s_t = z_v,t . z_a,t
     scores = scores.masked_fill(~valid, float("-inf"))
     order = torch.sort(scores, dim=1, descending=True, stable=True).indices
@@ -230,11 +230,11 @@ class EventSpecificFusion(nn.Module):
     ):
         super().__init__()
         if unimodal_heads not in ("concat", "half"):
-            raise ValueError(f"unimodal_heads must be 'concat' or 'half'; got {unimodal_heads!r}")
+            raise ConfigError(f"unimodal_heads must be 'concat' or 'half'; got {unimodal_heads!r}")
         if pool_impl not in POOL_IMPLS:
             raise ConfigError(f"pool_impl must be one of {POOL_IMPLS}; got {pool_impl!r}")
         if k < 1:
-            raise ValueError(f"k must be >= 1; got {k}")
+            raise ConfigError(f"k must be >= 1; got {k}")
         self.dim, self.num_classes, self.k = dim, num_classes, k
         self.layers = _check_layers(layers)
         self.pool_impl, self.unimodal_heads = pool_impl, unimodal_heads
