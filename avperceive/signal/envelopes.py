@@ -163,7 +163,7 @@ def frame_novelty(frames: torch.Tensor, memory: int = 5, block: int | None = Non
     if radius > 0:
         if gray.dim() != 3:
             raise ValueError("motion-compensated novelty (radius > 0) takes one clip of frames (T, ...)")
-        best, _, _ = _block_match(gray, block or min(gray.shape[-2:]), radius)
+        best, _, _, _ = _block_match(gray, block or min(gray.shape[-2:]), radius)
         out[1:] = torch.minimum(out[1:], best)
     out[..., :1, :, :] = 0.0
     return reduce(out, "... t by bx -> ... t", "mean")
@@ -172,8 +172,9 @@ def frame_novelty(frames: torch.Tensor, memory: int = 5, block: int | None = Non
 def _block_match(gray: torch.Tensor, block: int, radius: int):
     """Exhaustive block matching of ``gray`` ``(T, H, W)`` (H, W multiples of ``block``) frame t-1 -> t.
 
-    Returns ``(best, index, still)``: ``(T-1, By, Bx)`` best mean absolute difference, the index of its
-    displacement in :func:`_offsets`, and the difference without displacement.
+    Returns ``(best, index, still, texture)``: ``(T-1, By, Bx)`` best mean absolute difference, the index
+    of its displacement in :func:`_offsets`, the difference without displacement, and the mean absolute
+    deviation of the frame-t block around its mean (how much structure a match can lock onto).
     """
     h, w = gray.shape[-2:]
     prev, cur = gray[:-1], gray[1:]
@@ -186,7 +187,9 @@ def _block_match(gray: torch.Tensor, block: int, radius: int):
         for dy, dx in offsets
     ], dim=1)  # (T-1, V, By, Bx)
     best, index = cost.min(dim=1)
-    return best, index, cost[:, offsets.index((0, 0))]
+    mean = F.interpolate(F.avg_pool2d(cur[:, None], block), scale_factor=block, mode="nearest")[:, 0]
+    texture = F.avg_pool2d((cur - mean).abs()[:, None], block)[:, 0]
+    return best, index, cost[:, offsets.index((0, 0))], texture
 
 
 def _offsets(radius: int) -> list[tuple[int, int]]:
@@ -199,8 +202,9 @@ def block_motion(frames: torch.Tensor, block: int = 8, radius: int = 4) -> tuple
     For each ``block x block`` block of frame ``t`` the displacement ``v`` in ``[-radius, radius]^2``
     minimising ``mean |Y_t(x) - Y_{t-1}(x - v)|`` (edge pixels replicated; ties go to the smallest
     ``|v|``). The block's weight is its frame difference ``SAD(0)`` where the motion explains it (the
-    match at least halves it, ``SAD(v) <= SAD(0) / 2``), else 0: uniform regions, flashes and noise
-    get weight ~0.
+    match at least halves it, ``SAD(v) <= SAD(0) / 2``, and the block has structure to match: its mean
+    absolute deviation is at least ``SAD(0) / 4``, so a uniform block left behind by a vanishing
+    object is not "moved"), else 0: uniform regions, flashes and noise get weight ~0.
 
     Args:
         frames: uint8 ``(T, H, W, 3)`` or float ``(T, 3, H, W)`` (see :func:`luma`); ``H, W >= block``.
@@ -217,8 +221,9 @@ def block_motion(frames: torch.Tensor, block: int = 8, radius: int = 4) -> tuple
     if h < block or w < block:
         raise ValueError(f"frames of {h}x{w} are smaller than one {block}x{block} block")
     gray = gray[:, : h - h % block, : w - w % block]
-    best, index, still = _block_match(gray, block, radius)
-    weights = torch.where(best <= 0.5 * still, still, torch.zeros_like(still))
+    best, index, still, texture = _block_match(gray, block, radius)
+    explained = (best <= 0.5 * still) & (texture >= 0.25 * still)
+    weights = torch.where(explained, still, torch.zeros_like(still))
     table = torch.tensor(_offsets(radius), dtype=torch.int64, device=gray.device)
     vectors = table[index]  # (T-1, By, Bx, 2)
     vectors = torch.cat([torch.zeros_like(vectors[:1]), vectors])
