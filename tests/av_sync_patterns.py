@@ -91,7 +91,8 @@ def make_flash_clip(fps: float, flash_frames: int, lag_s: float, seed: int, *, d
             mask = np.ones((height, width))
         else:
             radius = float(rng.uniform(0.15, 0.3)) * min(height, width)
-            mask = _disc(height, width, rng.uniform(radius, height - radius), rng.uniform(radius, width - radius), radius)
+            cy, cx = rng.uniform(radius, height - radius), rng.uniform(radius, width - radius)
+            mask = _disc(height, width, cy, cx, radius)
         frames[k : k + flash_frames] = lo + (hi - lo) * mask[None, :, :, None]
         if sound == "click":
             burst = np.zeros(int(0.004 * SAMPLE_RATE))

@@ -31,10 +31,11 @@ Type scores: with ``n`` audio onsets and sounding time ``a`` seconds,
 and ``perception_type`` is their argmax. Without audio the same rule runs on the motion
 peaks and the time the motion energy stays above a quarter of its peak.
 
-Event moments follow the event types of Senocak et al. ("Event-Specific Audio-Visual Fusion Layers", WACV 2023, §3): *instant*
-moments (the strongest co-occurrences of a sound onset and a visible change, the peaks of the
-product of the two envelopes after lag compensation), *onset* moments (the audio onsets) and
-whether the clip is *continuous* (sounding, or moving, over at least 60 % of its duration).
+Event moments follow the event types of Senocak et al. ("Event-Specific Audio-Visual Fusion
+Layers", WACV 2023, §3): *instant* moments (the strongest co-occurrences of a sound onset and a
+visible change, the peaks of the product of the two envelopes after lag compensation), *onset*
+moments (the audio onsets) and whether the clip is *continuous* (sounding, or moving, over at
+least 60 % of its duration).
 """
 
 from __future__ import annotations
@@ -232,8 +233,8 @@ def _audio_cues(wave: torch.Tensor, sr: int, min_flux_db: float, active_db: floa
             onsets.append(i)
     active = db > peak - active_db
     active_s = 0.0 if silent else float(active.sum()) * hop / sr
-    return dict(hop=hop, env=env, timing=timing, db=db, baseline=baseline, onsets=onsets, rejected=rejected, active_s=active_s,
-                frame_rate=sr / hop, silent=silent)
+    return dict(hop=hop, env=env, timing=timing, db=db, baseline=baseline, onsets=onsets, rejected=rejected,
+                active_s=active_s, frame_rate=sr / hop, silent=silent)
 
 
 def _visual_onset_envelope(clip: AVClip) -> torch.Tensor:
