@@ -50,6 +50,15 @@ def randomise(module: torch.nn.Module) -> None:
 CLOCK = [time.perf_counter]
 
 
+def set_path(module, impl: str):
+    """``"reference"``: the readable formulas (reference attention, unfolded bottleneck norms);
+    ``"fused"``: every rewrite (fused attention, folded norms). Returns the module."""
+    module.attn_impl = impl
+    if hasattr(module, "set_fold_bn"):
+        module.set_fold_bn(impl == "fused")
+    return module
+
+
 def bench_module(module, inputs, repeats: int, profile: bool, label: str) -> tuple[float, float, float]:
     """Best-of-``repeats`` time of each path, the two paths interleaved (fair on a shared machine)."""
     module.eval()
@@ -57,12 +66,12 @@ def bench_module(module, inputs, repeats: int, profile: bool, label: str) -> tup
     outs = {}
     with torch.no_grad():
         for impl in times:  # warm-up + outputs
-            module.attn_impl = impl
+            set_path(module, impl)
             out = module(*inputs)
             outs[impl] = out[0] if isinstance(out, tuple) else out
         for _ in range(repeats):
             for impl in times:
-                module.attn_impl = impl
+                set_path(module, impl)
                 t0 = CLOCK[0]()
                 module(*inputs)
                 times[impl] = min(times[impl], CLOCK[0]() - t0)
@@ -71,7 +80,7 @@ def bench_module(module, inputs, repeats: int, profile: bool, label: str) -> tup
             from torch.profiler import profile as torch_profile
 
             for impl in times:
-                module.attn_impl = impl
+                set_path(module, impl)
                 with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
                     module(*inputs)
                 print(f"--- {label} [{impl}]")
@@ -86,12 +95,12 @@ def fp64_errors(module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     (At these sizes the latent softmaxes, which have no 1/sqrt(d) scaling, amplify float32 rounding,
     so the two float32 paths differ from each other by about as much as each differs from float64.)
     """
-    m64 = copy.deepcopy(module).double().set_attn_impl("reference")
+    m64 = set_path(copy.deepcopy(module).double(), "reference")
     with torch.no_grad():
         want = m64(x.double(), y.double())[0]
         errs = {}
         for impl in ("reference", "fused"):
-            module.attn_impl = impl
+            set_path(module, impl)
             errs[impl] = (module(x, y)[0].double() - want).abs().max().item()
     return errs
 

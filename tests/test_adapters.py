@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from einops import rearrange
 
 from avperceive.hub import convert_checkpoint
 from avperceive.hub.mixin import load_state_dict_strict
-from avperceive.nn import DGSCTAdapter, LatentTokenAttention, LAVisHAdapter, latent_attention_pair
+from avperceive.nn import (
+    AdapterBank,
+    DGSCTAdapter,
+    GatedBottleneck,
+    LatentTokenAttention,
+    LAVisHAdapter,
+    latent_attention_pair,
+    lavish_adapter_pair,
+)
 
 ATOL = 1e-5
 IMPLS = ("reference", "fused")
@@ -38,11 +47,13 @@ def build_dgsct(weights: dict[str, torch.Tensor], meta_config: dict) -> DGSCTAda
     return m.eval()
 
 
+@pytest.mark.parametrize("fold_bn", [True, False])
 @pytest.mark.parametrize("attn_impl", IMPLS)
 @pytest.mark.golden_cases("*_dgsct_adapter")
-def test_dgsct_adapter_parity(golden_case, attn_impl):
+def test_dgsct_adapter_parity(golden_case, attn_impl, fold_bn):
     m = build_dgsct(golden_case.weights, golden_case.meta["config"])
     m.attn_impl = attn_impl
+    m.fold_bn = fold_bn
     with torch.no_grad():
         residual, pooling_map = m(to_tokens(golden_case.inputs["x"]), to_tokens(golden_case.inputs["y"]))
     want_r, want_p = golden_case.outputs["residual"], golden_case.outputs["spatial_attention"]
@@ -53,16 +64,20 @@ def test_dgsct_adapter_parity(golden_case, attn_impl):
     assert d_r <= ATOL and d_p <= ATOL
 
 
+@pytest.mark.parametrize("fold_bn", [True, False])
 @pytest.mark.parametrize("attn_impl", IMPLS)
 @pytest.mark.golden_cases("*_lavish_adapter")
-def test_lavish_adapter_parity(golden_case, attn_impl):
+def test_lavish_adapter_parity(golden_case, attn_impl, fold_bn):
     cfg = golden_case.meta["config"]
     report = convert_checkpoint("lavish-adapter", golden_case.weights, return_report=True)
     assert report.config == {
         "dim": cfg["C"], "num_latents": cfg["num_tokens"], "reduction": cfg["reduction_factor"],
         "groups": cfg["num_conv_group"],
     }
-    m = LAVisHAdapter(cfg["C"], cfg["num_tokens"], cfg["reduction_factor"], cfg["num_conv_group"], attn_impl=attn_impl)
+    m = LAVisHAdapter(
+        cfg["C"], cfg["num_tokens"], cfg["reduction_factor"], cfg["num_conv_group"],
+        attn_impl=attn_impl, fold_bn=fold_bn,
+    )
     load_state_dict_strict(m, report.state_dict)
     m.eval()
     with torch.no_grad():
@@ -238,3 +253,90 @@ def test_latent_attention_pair_batches_both_directions(same_shape):
     print(f"latent attention pair vs reference max|diff| {d:.2e}")
     assert torch.allclose(got_a, want_a, atol=1e-6) and torch.allclose(got_v, want_v, atol=1e-6)
     assert d <= ATOL and got_v.shape == v.shape
+
+
+@pytest.mark.parametrize("same_shape", [True, False])
+def test_lavish_adapter_pair_equals_two_calls(same_shape):
+    torch.manual_seed(6)
+    first, second = randomise(LAVisHAdapter(16, num_latents=3, reduction=4), 1), randomise(LAVisHAdapter(16, 3, 4), 2)
+    a = torch.randn(2, 12, 16)
+    v = torch.randn(2, 12 if same_shape else 7, 16)
+    for impl in IMPLS:
+        with torch.no_grad():
+            first.attn_impl = second.attn_impl = impl
+            got_a, got_v = lavish_adapter_pair(first.eval(), second.eval(), a, v)
+            want_a, want_v = first(a, v), second(v, a)
+        # the batched latent attention runs the same kernels over 2B rows: equal to float rounding
+        torch.testing.assert_close(got_a, want_a, atol=1e-6, rtol=0)
+        torch.testing.assert_close(got_v, want_v, atol=1e-6, rtol=0)
+
+
+# -- the bottleneck's BatchNorm folding: its own switch, not attn_impl -----------------------------------
+
+
+def numpy_bottleneck(m: GatedBottleneck, x: torch.Tensor) -> np.ndarray:
+    """Eval-mode ``g · LN_post(BN(Conv_G(ReLU(BN(Conv_G(LN_before(x)))))))`` in float64 numpy."""
+    p = {k: t.detach().double().numpy() for k, t in m.state_dict().items()}
+    h = x.double().numpy()  # [B, N, C]
+
+    def layer_norm(t, w, b, eps):
+        mu, var = t.mean(-1, keepdims=True), t.var(-1, keepdims=True)
+        return (t - mu) / np.sqrt(var + eps) * w + b
+
+    def grouped(t, w):  # 1x1 conv with G groups: out group j reads in group j
+        ins, outs = np.split(t, m.groups, axis=-1), np.split(w, m.groups, axis=0)
+        return np.concatenate([i @ o.T for i, o in zip(ins, outs)], axis=-1)
+
+    def batch_norm(t, name, eps):
+        return (t - p[f"{name}.running_mean"]) / np.sqrt(p[f"{name}.running_var"] + eps) * p[f"{name}.weight"] + p[
+            f"{name}.bias"
+        ]
+
+    h = layer_norm(h, p["norm_in.weight"], p["norm_in.bias"], m.norm_in.eps)
+    h = np.maximum(batch_norm(grouped(h, p["down_weight"]), "bn_down", m.bn_down.eps), 0.0)
+    h = batch_norm(grouped(h, p["up_weight"]), "bn_up", m.bn_up.eps)
+    return p["gate"] * layer_norm(h, p["norm_out.weight"], p["norm_out.bias"], m.norm_out.eps)
+
+
+@pytest.mark.parametrize("fold_bn", [True, False])
+def test_bottleneck_matches_the_formula_in_float64(fold_bn):
+    torch.manual_seed(7)
+    m = randomise(GatedBottleneck(32, reduction=4, groups=2, fold_bn=fold_bn)).eval()
+    x = torch.randn(3, 10, 32)
+    with torch.no_grad():
+        got = m(x)
+    # fp32 through two LayerNorms and two 32-wide matmuls of O(1) values: ~1e-6 from float64
+    np.testing.assert_allclose(got.numpy(), numpy_bottleneck(m, x), atol=1e-5, rtol=0)
+
+
+def test_bottleneck_folding_equals_the_plain_formula_in_training():
+    """Batch statistics cannot be folded: both settings normalise with them and update the running ones."""
+    torch.manual_seed(8)
+    m = randomise(GatedBottleneck(32, reduction=4, groups=2))
+    x = torch.randn(3, 10, 32)
+    runs = {}
+    for fold_bn in (True, False):
+        c = copy.deepcopy(m).train()
+        c.fold_bn = fold_bn
+        xi = x.clone().requires_grad_(True)
+        out = c(xi)
+        out.square().sum().backward()
+        runs[fold_bn] = (out, xi.grad, c.bn_up.running_mean, c.bn_down.running_var)
+    for a, b in zip(runs[True], runs[False]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    assert not torch.allclose(runs[True][2], m.bn_up.running_mean)  # the running statistics moved
+
+
+def test_attn_impl_and_fold_bn_are_independent_switches():
+    ad = DGSCTAdapter(16, 6, 8, 5, num_latents=4)
+    ad.attn_impl = "reference"
+    assert ad.fold_bn is True and ad.bottleneck.fold_bn is True and ad.latent.attn_impl == "reference"
+    ad.set_fold_bn(False)
+    assert ad.attn_impl == "reference" and ad.bottleneck.fold_bn is False
+    bank = AdapterBank.lavish([16, 16], fold_bn=False, attn_impl="reference")
+    assert bank.fold_bn is False and bank.attn_impl == "reference"
+    bank.set_attn_impl("fused")
+    assert {a.fold_bn for _, a in bank.named_adapters()} == {False}
+    bank.fold_bn = True
+    assert {a.bottleneck.fold_bn for _, a in bank.named_adapters()} == {True}
+    assert {a.attn_impl for _, a in bank.named_adapters()} == {"fused"}

@@ -54,9 +54,9 @@ def test_forward_shapes_and_keras_input_dropout():
     torch.manual_seed(0)
     m = avperceive.create_model("avmit-gru-tiny", dropout=0.5)
     a, v = torch.randn(4, 7, 16), torch.randn(4, 7, 24)
-    assert m(a, v).shape == (4, 16)
+    assert m(v, a).shape == (4, 16)
     m.eval()
-    torch.testing.assert_close(m(a, v), m(a, v))
+    torch.testing.assert_close(m(v, a), m(v, a))
     # one dropout mask per sequence, reused at every step
     x = torch.ones(3, 5, 16)
     seen = {}
@@ -85,10 +85,10 @@ def test_registry_and_save_load(tmp_path):
     m.save_pretrained(tmp_path / "m")
     back = AVMITClassifier.from_pretrained(str(tmp_path / "m")).eval()
     a, v = torch.randn(2, 7, 16), torch.randn(2, 7, 24)
-    torch.testing.assert_close(back(a, v), m(a, v))
+    torch.testing.assert_close(back(v, a), m(v, a))
     s = avperceive.create_model("savc-tiny").eval()
     s.save_pretrained(tmp_path / "s")
-    torch.testing.assert_close(SAVCModel.from_pretrained(str(tmp_path / "s")).eval()(a, v), s(a, v))
+    torch.testing.assert_close(SAVCModel.from_pretrained(str(tmp_path / "s")).eval()(v, a), s(v, a))
 
 
 def test_savc_distance_hand_worked():
@@ -100,10 +100,10 @@ def test_savc_distance_hand_worked():
                 layer.bias.zero_()
     a = torch.tensor([[[3.0, 4.0], [1.0, 0.0]]])
     v = torch.tensor([[[0.0, 2.0], [5.0, 0.0]]])
-    d = m.distances(a, v)
+    d = m.distances(v, a)
     # step 0: (0.6, 0.8) vs (0, 1) -> sqrt(0.36 + 0.04); step 1: identical -> sqrt(1e-7)
     torch.testing.assert_close(d[0, :, 0], torch.tensor([0.4**0.5, 1e-7**0.5]))
-    assert m(a, v).shape == (1, 2)
+    assert m(v, a).shape == (1, 2)
 
 
 def test_savc_pairs_balanced_and_reshuffled():

@@ -158,14 +158,15 @@ def test_bad_inputs_name_the_expected_shape():
         model(torch.randn(1, T, 3, 48, 48), audio)
     with pytest.raises(ValueError, match=r"\(B, 4, 32000\) or \(B, 4, 160000\)"):
         model(video, audio[..., :16000])
-    with pytest.raises(ValueError, match="dtype"):
-        model(video, audio.double())
+    with pytest.raises(ValueError, match="floating"):
+        model(video, audio.long())
 
 
 def test_registry_entries_and_save_load_roundtrip(tmp_path):
     cfg = get_pretrained_cfg("dgsct-ave")
     assert cfg.hub_id is None and cfg.input["task"] == "ave" and cfg.input["sample_rate"] == 32000
-    assert cfg.input["tile_audio_to"] == 320000 and cfg.input["size"] == 192 and cfg.input["segments"] == 10
+    assert cfg.input["audio_steps"] == [{"op": "tile", "samples": 320000}]
+    assert cfg.input["size"] == 192 and cfg.input["segments"] == 10
     assert len(cfg.label_names) == 28 and cfg.label_names[0] == "Church bell" and cfg.label_names[27] == "Mandolin"
     model = _tiny(num_classes=5)
     _randomise_gates(model, 0.3)

@@ -98,7 +98,8 @@ def test_registry_input_settings():
     cfg = avp.models.get_pretrained_cfg("event-specific-mc3")
     assert cfg.input["task"] == "clip-classification"
     assert (cfg.input["sample_rate"], cfg.input["segment_seconds"]) == (16000, 10.0)
-    assert (cfg.input["frames_per_segment"], cfg.input["size"], cfg.input["steps"]) == (100, 112, 100)
+    onsets = cfg.input["extra_inputs"]["onset_mask"]
+    assert (cfg.input["frames_per_segment"], cfg.input["size"], onsets["steps"]) == (100, 112, 100)
     assert (cfg.input["logmel"]["frames"], cfg.input["logmel"]["n_mels"]) == (1000, 80)
     assert cfg.hub_id is None
     assert {"event-specific-mc3.untrained", "event-specific-tiny.untrained"} <= set(avp.list_models(pretrained=True))
@@ -117,9 +118,9 @@ def test_tiny_forward_layouts_wave_and_logmel(tiny):
     onsets = torch.zeros(2, 12, dtype=torch.bool)
     onsets[:, ::4] = True
     with torch.no_grad():
-        out = tiny(video, wave, onsets)
-        first = tiny(video.permute(0, 2, 1, 3, 4), wave, onsets, channels_first=True)
-        from_mel = tiny(video, tiny.logmel(wave), onsets)
+        out = tiny.forward_layers(video, wave, onsets)
+        first = tiny.forward_layers(video.permute(0, 2, 1, 3, 4), wave, onsets, channels_first=True)
+        from_mel = tiny.forward_layers(video, tiny.logmel(wave), onsets)
     assert list(out) == ["continuous", "instant", "onset", "visual", "audio"]
     assert out["onset"].shape == (2, 10)
     for name in out:
@@ -134,7 +135,7 @@ def test_tiny_padding_localize_and_errors(tiny):
     padding = torch.zeros(2, 10, dtype=torch.bool)
     padding[1, 6:] = True
     with torch.no_grad():
-        out = tiny(video, mel, padding_mask=padding)
+        out = tiny.forward_layers(video, mel, padding_mask=padding)
         z_v, z_a, v_map = tiny.encode(video, mel)
         expected = tiny.fusion(z_v[1:, :6], z_a[1:, :6])
     torch.testing.assert_close(out["continuous"][1:], expected["continuous"])
@@ -143,9 +144,9 @@ def test_tiny_padding_localize_and_errors(tiny):
     assert maps.shape == (2, 10, 32, 32)
     torch.testing.assert_close(tiny.localize(video, mel, upsample=False), torch.einsum("btdhw,btd->bthw", v_map, z_a))
     with pytest.raises(ValueError, match="steps"):
-        tiny(video, torch.randn(2, 90, 80))
+        tiny.forward_layers(video, torch.randn(2, 90, 80))
     with pytest.raises(ValueError, match=r"\(B, T, 3, H, W\)"):
-        tiny(video.permute(0, 2, 1, 3, 4), mel)
+        tiny.forward_layers(video.permute(0, 2, 1, 3, 4), mel)
     with pytest.raises(ConfigError, match="dot product"):
         EventSpecificModel(video_widths=(8, 8, 8, 16), audio_channels=(8, 8, 8, 8))
 
@@ -155,9 +156,9 @@ def test_tiny_save_load_and_bf16(tiny, tmp_path):
     loaded = EventSpecificModel.from_pretrained(tmp_path / "m").eval()
     video, mel = torch.randn(1, 10, 3, 32, 32), torch.randn(1, 100, 80)
     with torch.no_grad():
-        a, b = tiny(video, mel), loaded(video, mel)
+        a, b = tiny.forward_layers(video, mel), loaded.forward_layers(video, mel)
         torch.testing.assert_close(a["instant"], b["instant"], rtol=0, atol=0)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            low = tiny(video, mel)
+            low = tiny.forward_layers(video, mel)
     assert low["audio"].dtype == torch.bfloat16
     assert torch.isfinite(low["audio"].float()).all()

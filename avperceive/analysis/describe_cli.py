@@ -1,8 +1,9 @@
 """``avperceive describe PATH... [--json] [--plot OUT]``: the weight-free description of media files.
 
 Folders expand to their media files. Text: one description per file. ``--json``: one JSON object
-per line (JSONL), one line per file. A file that cannot be read is reported on stderr (one line)
-and skipped; the others are still described. ``--plot``: the timeline of one file to ``OUT``
+per line (JSONL), one line per file. A file that cannot be read is reported on stderr (one line,
+``avperceive describe: error: PATH: reason``) and skipped; the others are still described (and a
+last line counts the failures when several files were given). ``--plot``: the timeline of one file to ``OUT``
 (PNG, SVG, PDF), or, with several files, one ``<name>.png`` per file in the folder ``OUT``;
 the destination is checked before anything is computed. Exit status: 0 when every file was
 described, 1 when some failed, 2 on a usage or input error (nothing to describe, an unwritable
@@ -17,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, one_line
 
 __all__ = ["add_subcommand"]
 
@@ -71,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     for n, (result, target) in enumerate(zip(results, targets)):
         if isinstance(result, DescribeFailure):
             failures += 1
-            print(f"avperceive describe: skipped {result.source}: {result.reason}", file=sys.stderr, flush=True)
+            print(f"avperceive describe: error: {result.source}: {one_line(result.reason)}", file=sys.stderr, flush=True)
             continue
         if args.json:
             print(json.dumps(result.to_dict()), flush=True)
@@ -82,7 +83,8 @@ def _run(args: argparse.Namespace) -> int:
             if not args.json:
                 print(f"timeline written to {target}")
     if failures:
-        print(f"avperceive describe: {failures} of {len(items)} file(s) failed", file=sys.stderr)
+        if len(items) > 1:
+            print(f"avperceive describe: {failures} of {len(items)} file(s) failed", file=sys.stderr)
         return 1
     return 0
 

@@ -22,8 +22,9 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
+from ..state_dict import load_state_dict_strict
 from .adapters import DGSCTAdapter, LAVisHAdapter
-from .latent_attention import AttnImpl, check_attn_impl
+from .attention import AttnImpl, check_attn_impl
 
 __all__ = ["AdapterBank", "DGSCT_AVE_LAYERS"]
 
@@ -60,7 +61,10 @@ class AdapterBank(nn.Module):
         layers: one dict per adapted layer. DG-SCT: ``{"video_dim", "audio_dim", "video_tokens",
             "audio_tokens"}`` (the video adapter has own = video, other = audio; the audio adapter the
             reverse). LAVisH: ``{"dim"}`` (both streams share the width at a block).
-        attn_impl: ``"fused"`` (default) or ``"reference"`` for every adapter.
+        attn_impl: ``"fused"`` (default) or ``"reference"`` for the attention of every adapter.
+        fold_bn: fold the bottleneck norms of every adapter (default ``True``; see
+            :class:`~avperceive.nn.adapters.GatedBottleneck`). Like ``attn_impl`` a way of evaluating
+            the same weights, not part of :attr:`config`.
         **options: adapter options shared by all layers (``num_latents``, ``reduction``, ``groups``;
             LAVisH also ``latent_init``).
 
@@ -70,7 +74,9 @@ class AdapterBank(nn.Module):
     ``nn.ModuleDict``, so a bank can stand where a host keeps a ModuleDict of the four families.
     """
 
-    def __init__(self, kind: str, layers: list[dict], *, attn_impl: AttnImpl = "fused", **options):
+    def __init__(
+        self, kind: str, layers: list[dict], *, attn_impl: AttnImpl = "fused", fold_bn: bool = True, **options
+    ):
         super().__init__()
         if kind not in ("dgsct", "lavish"):
             raise ConfigError(f"AdapterBank kind must be 'dgsct' or 'lavish', got {kind!r}")
@@ -82,16 +88,17 @@ class AdapterBank(nn.Module):
         check_attn_impl(attn_impl)
         for m in MODALITIES:
             for p in POSITIONS:
-                setattr(self, f"{m}_{p}", nn.ModuleList(self._build(m, layer, attn_impl) for layer in self.layers))
+                family = nn.ModuleList(self._build(m, layer, attn_impl, fold_bn) for layer in self.layers)
+                setattr(self, f"{m}_{p}", family)
 
-    def _build(self, modality: str, layer: dict, attn_impl: AttnImpl) -> nn.Module:
+    def _build(self, modality: str, layer: dict, attn_impl: AttnImpl, fold_bn: bool) -> nn.Module:
         try:
             if self.kind == "lavish":
-                return LAVisHAdapter(layer["dim"], attn_impl=attn_impl, **self.options)
+                return LAVisHAdapter(layer["dim"], attn_impl=attn_impl, fold_bn=fold_bn, **self.options)
             own, other = ("video", "audio") if modality == "video" else ("audio", "video")
             return DGSCTAdapter(
                 layer[f"{own}_dim"], layer[f"{own}_tokens"], layer[f"{other}_dim"], layer[f"{other}_tokens"],
-                attn_impl=attn_impl, **self.options,
+                attn_impl=attn_impl, fold_bn=fold_bn, **self.options,
             )
         except (KeyError, TypeError) as err:
             msg = f"bad AdapterBank layer {layer} / options {self.options} for kind {self.kind!r}: {err}"
@@ -110,6 +117,7 @@ class AdapterBank(nn.Module):
         reduction: int = 8,
         groups: int = 2,
         attn_impl: AttnImpl = "fused",
+        fold_bn: bool = True,
     ) -> AdapterBank:
         """DG-SCT bank from per-layer lists (video width, audio width, video tokens, audio tokens)."""
         sizes = {len(video_dims), len(audio_dims), len(video_tokens), len(audio_tokens)}
@@ -119,7 +127,10 @@ class AdapterBank(nn.Module):
             {"video_dim": int(cv), "audio_dim": int(ca), "video_tokens": int(nv), "audio_tokens": int(na)}
             for cv, ca, nv, na in zip(video_dims, audio_dims, video_tokens, audio_tokens)
         ]
-        return cls("dgsct", layers, attn_impl=attn_impl, num_latents=num_latents, reduction=reduction, groups=groups)
+        return cls(
+            "dgsct", layers, attn_impl=attn_impl, fold_bn=fold_bn,
+            num_latents=num_latents, reduction=reduction, groups=groups,
+        )
 
     @classmethod
     def dgsct_ave(cls, **kwargs) -> AdapterBank:
@@ -137,11 +148,12 @@ class AdapterBank(nn.Module):
         groups: int = 2,
         latent_init: str = "uniform",
         attn_impl: AttnImpl = "fused",
+        fold_bn: bool = True,
     ) -> AdapterBank:
         """LAVisH bank: one width per adapted block (Swin-V2-L: ``[192]*2 + [384]*2 + [768]*18 + [1536]*2``)."""
         layers = [{"dim": int(d)} for d in dims]
         return cls(
-            "lavish", layers, attn_impl=attn_impl,
+            "lavish", layers, attn_impl=attn_impl, fold_bn=fold_bn,
             num_latents=num_latents, reduction=reduction, groups=groups, latent_init=latent_init,
         )
 
@@ -212,9 +224,24 @@ class AdapterBank(nn.Module):
         self.set_attn_impl(value)
 
     def set_attn_impl(self, attn_impl: AttnImpl) -> AdapterBank:
-        """Switch every adapter to ``"fused"`` or ``"reference"``; returns the bank."""
+        """Switch the attention of every adapter to ``"fused"`` or ``"reference"``; returns the bank."""
+        check_attn_impl(attn_impl)
         for _, adapter in self.named_adapters():
             adapter.set_attn_impl(attn_impl)
+        return self
+
+    @property
+    def fold_bn(self) -> bool:
+        return next(a for _, a in self.named_adapters()).fold_bn
+
+    @fold_bn.setter
+    def fold_bn(self, value: bool) -> None:
+        self.set_fold_bn(value)
+
+    def set_fold_bn(self, fold_bn: bool = True) -> AdapterBank:
+        """Fold (``True``) or do not fold the bottleneck norms of every adapter; returns the bank."""
+        for _, adapter in self.named_adapters():
+            adapter.set_fold_bn(fold_bn)
         return self
 
     @property
@@ -242,7 +269,12 @@ class AdapterBank(nn.Module):
 
     @classmethod
     def load(
-        cls, path: str | Path, *, attn_impl: AttnImpl = "fused", device: str | torch.device = "cpu"
+        cls,
+        path: str | Path,
+        *,
+        attn_impl: AttnImpl = "fused",
+        fold_bn: bool = True,
+        device: str | torch.device = "cpu",
     ) -> AdapterBank:
         """Rebuild a bank written by :meth:`save`; loading is strict (``CheckpointError`` naming keys)."""
         from safetensors import safe_open
@@ -256,24 +288,10 @@ class AdapterBank(nn.Module):
         if _METADATA_KEY not in meta:
             raise CheckpointError(f"{path}: not an AdapterBank file (no {_METADATA_KEY!r} metadata)")
         config = json.loads(meta[_METADATA_KEY])
-        bank = cls(**config, attn_impl=attn_impl)
+        bank = cls(**config, attn_impl=attn_impl, fold_bn=fold_bn)
         bank.load_strict(load_file(str(path), device=str(device)), source=str(path))
         return bank.to(device)
 
     def load_strict(self, state_dict: dict[str, torch.Tensor], *, source: str = "") -> None:
         """``load_state_dict`` that raises ``CheckpointError`` naming missing/unexpected/mismatched keys."""
-        own = self.state_dict()
-        missing = sorted(k for k in own if k not in state_dict)
-        unexpected = sorted(k for k in state_dict if k not in own)
-        mismatched = [
-            (k, tuple(state_dict[k].shape), tuple(own[k].shape))
-            for k in sorted(own)
-            if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
-        ]
-        if missing or unexpected or mismatched:
-            where = f" from {source}" if source else ""
-            raise CheckpointError(
-                f"weights{where} do not fit this AdapterBank", missing=missing, unexpected=unexpected,
-                mismatched=mismatched,
-            )
-        self.load_state_dict(state_dict, strict=True)
+        load_state_dict_strict(self, state_dict, source=source)

@@ -23,12 +23,17 @@
   Learners" (CVPR 2023), §3.2: steps 2 and 6 only (both streams share C; no projection, no
   channel/spatial attention): ``g · Bottleneck(X + g_av · LatentAttn(X, Y))``.
 
-Both have a readable ``"reference"`` path (the equations in the order above, with the token
-projection materialised) and a ``"fused"`` default path: the gather of step 2 is factored through
-``W_tok`` so that ``Ŷ [N, C]`` is never built (``L Ŷᵀ = (L W_ch Yᵀ) W_tokᵀ + …``, one GEMM over
-the folded batch), the scatter is ``F.scaled_dot_product_attention(scale=1)``, the channel gate
-``(1+c)`` is folded into ``W_v2``, and in eval mode LayerNorm/BatchNorm affines and the output gate
-are folded into the bottleneck matmuls (grouped convolutions as block-diagonal matmuls).
+Two independent switches choose how the same weights are evaluated:
+
+* ``attn_impl`` (the attention of steps 2–4): ``"reference"`` writes the equations in the order
+  above with the token projection materialised; ``"fused"`` (default) factors the gather of step 2
+  through ``W_tok`` so that ``Ŷ [N, C]`` is never built (``L Ŷᵀ = (L W_ch Yᵀ) W_tokᵀ + …``, one
+  GEMM over the folded batch) and folds the channel gate ``(1+c)`` into ``W_v2``. The scatter (and
+  on the reference path the whole latent attention) is an :func:`~avperceive.nn.attention.attend` call.
+* ``fold_bn`` (the bottleneck of step 6, not attention): ``True`` (default) folds the
+  LayerNorm/BatchNorm affines and the output gate into the two bottleneck matmuls (grouped
+  convolutions as block-diagonal matmuls; BatchNorm only in eval mode, since in training it uses
+  batch statistics); ``False`` evaluates the plain formula with grouped ``conv1d`` and BatchNorm modules.
 """
 
 from __future__ import annotations
@@ -38,9 +43,19 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .latent_attention import AttnImpl, LatentTokenAttention, _check_pair, _sdpa, check_attn_impl, check_tokens
+from ..errors import ConfigError
+from .attention import AttnImpl, check_attn_impl
+from .latent_attention import LatentTokenAttention, latent_attention_pair
+from .tokens import check_token_pair, check_tokens
 
-__all__ = ["DGSCTAdapter", "LAVisHAdapter", "GatedBottleneck", "MODULATION_ALPHA", "MODULATION_BETA"]
+__all__ = [
+    "DGSCTAdapter",
+    "LAVisHAdapter",
+    "GatedBottleneck",
+    "lavish_adapter_pair",
+    "MODULATION_ALPHA",
+    "MODULATION_BETA",
+]
 
 MODULATION_ALPHA = 0.3  # weight of the channel map c in step 5 (hard-coded in DG-SCT)
 MODULATION_BETA = 0.05  # weight of the spatial map σ(s) in step 5 (hard-coded in DG-SCT)
@@ -53,18 +68,28 @@ class GatedBottleneck(nn.Module):
     as ``down_weight [C/r, C/G]`` and ``up_weight [C, C/(rG)]`` (the squeezed conv kernels).
     BatchNorm statistics are over the batch and token axes (as BatchNorm2d on ``[B, C, N, 1]``).
 
+    Args:
+        dim: C. reduction: r. groups: G.
+        fold_bn: ``True`` (default) evaluates the affine-folded form: LN_before's affine goes into
+            Conv_down, the gate into LN_post's affine and, when BatchNorm uses running statistics
+            (eval mode), both BatchNorms into the two matmuls, ``W' = diag(γ/√(σ²+ε)) W``,
+            ``b' = (b − μ) γ/√(σ²+ε) + β``. In training BatchNorm normalises with batch statistics
+            and updates its running ones, so it is applied as a module. ``False`` evaluates the
+            plain formula (grouped ``conv1d``, BatchNorm and LayerNorm modules). Same outputs
+            within float rounding either way; settable on a built module.
+
     Shapes: ``[B, N, C] -> [B, N, C]``.
     """
 
-    def __init__(self, dim: int, reduction: int = 8, groups: int = 2, *, attn_impl: AttnImpl = "fused"):
+    def __init__(self, dim: int, reduction: int = 8, groups: int = 2, *, fold_bn: bool = True):
         super().__init__()
         hidden = dim // reduction
         if dim % reduction or hidden % groups or dim % groups:
-            raise ValueError(
+            raise ConfigError(
                 f"dim {dim} must be divisible by reduction {reduction}, and dim/reduction by groups {groups}"
             )
         self.dim, self.hidden, self.groups = int(dim), int(hidden), int(groups)
-        self.attn_impl = check_attn_impl(attn_impl)
+        self.fold_bn = bool(fold_bn)
         self.norm_in = nn.LayerNorm(dim)
         self.down_weight = nn.Parameter(torch.empty(hidden, dim // groups))
         self.bn_down = nn.BatchNorm1d(hidden)
@@ -76,9 +101,9 @@ class GatedBottleneck(nn.Module):
             nn.init.kaiming_uniform_(w, a=5**0.5)
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, hidden={self.hidden}, groups={self.groups}, attn_impl={self.attn_impl!r}"
+        return f"dim={self.dim}, hidden={self.hidden}, groups={self.groups}, fold_bn={self.fold_bn}"
 
-    def _reference(self, x: torch.Tensor) -> torch.Tensor:
+    def _plain(self, x: torch.Tensor) -> torch.Tensor:
         h = rearrange(self.norm_in(x), "b n c -> b c n")
         h = F.conv1d(h, self.down_weight.unsqueeze(-1).to(h.dtype), groups=self.groups)
         h = torch.relu(self.bn_down(h))
@@ -90,7 +115,10 @@ class GatedBottleneck(nn.Module):
         # Grouped 1x1 conv kernel [out, in/G] -> block-diagonal dense matrix [out, in].
         return torch.block_diag(*grouped.chunk(self.groups, dim=0))
 
-    def _fused(self, x: torch.Tensor) -> torch.Tensor:
+    def _bn_uses_batch_statistics(self) -> bool:
+        return any(bn.training or bn.running_var is None for bn in (self.bn_down, self.bn_up))
+
+    def _folded(self, x: torch.Tensor) -> torch.Tensor:
         c = self.dim
         eps_in, eps_out = self.norm_in.eps, self.norm_out.eps
         out_w = self.gate * self.norm_out.weight  # gate folded into LN_post's affine
@@ -100,7 +128,7 @@ class GatedBottleneck(nn.Module):
         b_down = dense_down @ self.norm_in.bias
         w_up = self._dense(self.up_weight)
         h = F.layer_norm(x, (c,), eps=eps_in)
-        if self.bn_down.training or self.bn_up.training:  # batch statistics: BatchNorm cannot be folded
+        if self._bn_uses_batch_statistics():  # batch statistics: BatchNorm cannot be folded
             h = F.linear(h, w_down.to(h.dtype), b_down.to(h.dtype))
             h = torch.relu(self.bn_down(h.reshape(-1, self.hidden))).reshape(*h.shape)
             h = F.linear(h, w_up.to(h.dtype))
@@ -119,21 +147,54 @@ class GatedBottleneck(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x [B, N, C] -> [B, N, C]`` (already multiplied by the gate)."""
         check_tokens("x", x, None, self.dim)
-        return self._reference(x) if self.attn_impl == "reference" else self._fused(x)
+        return self._folded(x) if self.fold_bn else self._plain(x)
 
 
-class _SwitchableImpl(nn.Module):
-    """Mixin: setting ``attn_impl`` on an adapter sets it on every sub-module that has one."""
+class _AdapterSwitches(nn.Module):
+    """Mixin of the two adapters: ``attn_impl`` switches their attention, ``fold_bn`` their bottleneck.
 
-    def set_attn_impl(self, attn_impl: AttnImpl) -> _SwitchableImpl:
+    Subclasses hold ``self.latent`` (:class:`LatentTokenAttention`) and ``self.bottleneck``
+    (:class:`GatedBottleneck`).
+    """
+
+    latent: LatentTokenAttention
+    bottleneck: GatedBottleneck
+
+    @property
+    def attn_impl(self) -> str:
+        """``"fused"`` or ``"reference"``: the path of every attention op of the adapter."""
+        return self.latent.attn_impl
+
+    @attn_impl.setter
+    def attn_impl(self, value: AttnImpl) -> None:
+        self.set_attn_impl(value)
+
+    def set_attn_impl(self, attn_impl: AttnImpl) -> _AdapterSwitches:
+        """Switch the attention path (``"fused"`` / ``"reference"``); the bottleneck is untouched."""
         check_attn_impl(attn_impl)
         for m in self.modules():
-            if isinstance(m, (LatentTokenAttention, GatedBottleneck)):
+            if isinstance(m, LatentTokenAttention):
                 m.attn_impl = attn_impl
         return self
 
+    @property
+    def fold_bn(self) -> bool:
+        """Whether the bottleneck evaluates its affine-folded form (see :class:`GatedBottleneck`)."""
+        return self.bottleneck.fold_bn
 
-class LAVisHAdapter(_SwitchableImpl):
+    @fold_bn.setter
+    def fold_bn(self, value: bool) -> None:
+        self.set_fold_bn(value)
+
+    def set_fold_bn(self, fold_bn: bool = True) -> _AdapterSwitches:
+        """Fold (``True``) or do not fold (``False``) the bottleneck's norms; returns the adapter."""
+        for m in self.modules():
+            if isinstance(m, GatedBottleneck):
+                m.fold_bn = bool(fold_bn)
+        return self
+
+
+class LAVisHAdapter(_AdapterSwitches):
     """LAVisH adapter: latent-token cross attention, then the gated bottleneck.
 
     ``residual = g · Bottleneck(X1)``, ``X1 = X + g_av · softmax_K(X L'ᵀ) L'``,
@@ -144,8 +205,9 @@ class LAVisHAdapter(_SwitchableImpl):
         num_latents: K (LAVisH AVE README: 2; default of the code: 32).
         reduction: r, bottleneck width C/r (``--Adapter_downsample``, 8).
         groups: G, groups of the two 1×1 convolutions (``--num_conv_group``, 2).
-        attn_impl: ``"fused"`` (default) or ``"reference"``.
+        attn_impl: ``"fused"`` (default) or ``"reference"`` for the latent-token attention.
         latent_init: ``"uniform"`` (AVE code) or ``"zeros"`` (AVS/AVQA code).
+        fold_bn: fold the bottleneck's norms (default ``True``, see :class:`GatedBottleneck`).
 
     Shapes: ``forward(x [B, N, C], y [B, M, C]) -> residual [B, N, C]``; the caller adds it to ``x``.
     Both gates start at 0, so a fresh adapter returns zeros.
@@ -160,19 +222,12 @@ class LAVisHAdapter(_SwitchableImpl):
         *,
         attn_impl: AttnImpl = "fused",
         latent_init: str = "uniform",
+        fold_bn: bool = True,
     ):
         super().__init__()
         self.dim = int(dim)
         self.latent = LatentTokenAttention(dim, num_latents, attn_impl=attn_impl, latent_init=latent_init)
-        self.bottleneck = GatedBottleneck(dim, reduction, groups, attn_impl=attn_impl)
-
-    @property
-    def attn_impl(self) -> str:
-        return self.latent.attn_impl
-
-    @attn_impl.setter
-    def attn_impl(self, value: AttnImpl) -> None:
-        self.set_attn_impl(value)
+        self.bottleneck = GatedBottleneck(dim, reduction, groups, fold_bn=fold_bn)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Residual for the own stream.
@@ -186,11 +241,28 @@ class LAVisHAdapter(_SwitchableImpl):
         """
         check_tokens("x", x, None, self.dim)
         check_tokens("y", y, None, self.dim)
-        _check_pair(x, y)
+        check_token_pair(x, y)
         return self.bottleneck(x + self.latent(x, y))
 
 
-class DGSCTAdapter(_SwitchableImpl):
+def lavish_adapter_pair(
+    first: LAVisHAdapter, second: LAVisHAdapter, x1: torch.Tensor, x2: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both adapters of a LAVisH position at once: ``(first(x1, x2), second(x2, x1))``.
+
+    The two latent-token attentions run batched over ``2B`` (:func:`latent_attention_pair`, when
+    both streams have the same shape); the two bottlenecks have their own weights and BatchNorm
+    statistics and run one after the other. Shapes: ``x1 [B, N, C], x2 [B, M, C] -> ([B, N, C], [B, M, C])``.
+    """
+    for name, t in (("x1", x1), ("x2", x2)):
+        check_tokens(name, t, None, first.dim)
+    if second.dim != first.dim:
+        raise ConfigError(f"adapters of one pair must share the width C, got {first.dim} and {second.dim}")
+    l1, l2 = latent_attention_pair(first.latent, second.latent, x1, x2)
+    return first.bottleneck(x1 + l1), second.bottleneck(x2 + l2)
+
+
+class DGSCTAdapter(_AdapterSwitches):
     """DG-SCT adapter Ω: projection, latent tokens, dual-guided channel/spatial attention, bottleneck.
 
     Args:
@@ -200,7 +272,8 @@ class DGSCTAdapter(_SwitchableImpl):
         other_tokens: M, other-stream token count.
         num_latents: K (DG-SCT AVE: 32).
         reduction: r (8). groups: G (2).
-        attn_impl: ``"fused"`` (default) or ``"reference"``.
+        attn_impl: ``"fused"`` (default) or ``"reference"`` for steps 2–4 (see the module docstring).
+        fold_bn: fold the bottleneck's norms (default ``True``, see :class:`GatedBottleneck`).
 
     Parameters (ours ← reference ``VisualAdapter`` key): ``token_proj`` ← ``conv_adapter`` (Linear
     M → N over the token axis), ``channel_proj`` ← ``fc``, ``latent.latents`` ← ``my_tokens``,
@@ -226,10 +299,11 @@ class DGSCTAdapter(_SwitchableImpl):
         groups: int = 2,
         *,
         attn_impl: AttnImpl = "fused",
+        fold_bn: bool = True,
     ):
         super().__init__()
         if dim % 2:
-            raise ValueError(f"dim must be even (the attention layers use C/2), got {dim}")
+            raise ConfigError(f"dim must be even (the attention layers use C/2), got {dim}")
         self.dim, self.tokens = int(dim), int(tokens)
         self.other_dim, self.other_tokens = int(other_dim), int(other_tokens)
         half = dim // 2
@@ -243,15 +317,7 @@ class DGSCTAdapter(_SwitchableImpl):
         self.spat_own = nn.Linear(dim, half)
         self.spat_guide = nn.Linear(dim, half)
         self.spat_score = nn.Linear(half, 1)
-        self.bottleneck = GatedBottleneck(dim, reduction, groups, attn_impl=attn_impl)
-
-    @property
-    def attn_impl(self) -> str:
-        return self.latent.attn_impl
-
-    @attn_impl.setter
-    def attn_impl(self, value: AttnImpl) -> None:
-        self.set_attn_impl(value)
+        self.bottleneck = GatedBottleneck(dim, reduction, groups, fold_bn=fold_bn)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, tokens={self.tokens}, other_dim={self.other_dim}, other_tokens={self.other_tokens}"
@@ -287,6 +353,9 @@ class DGSCTAdapter(_SwitchableImpl):
         w_row = w_ch.sum(dim=1)  # W_ch 1, [C]
         # 1+2 (gather) without building Ŷ = W_tok Y W_chᵀ + b_tok w_rowᵀ + 1 b_chᵀ:
         #   L Ŷᵀ = ((L W_ch) Yᵀ) W_tokᵀ + (L w_row) b_tokᵀ + const_n  (the constant cancels in softmax_N)
+        #   The keys of this softmax are the weight W_tok [N, M] (head width M, up to 4096) and the
+        #   values need P b_tok as well as P W_tok, so it stays matmul + softmax here: routed through
+        #   attend (SDPA, values [W_tok | b_tok]) it measured 2.4x slower at the stage-0 video size.
         lat_y = torch.matmul(lat @ w_ch, y.transpose(1, 2))  # [B, K, M]
         scores = torch.matmul(lat_y, w_tok.t()) + torch.outer(lat @ w_row, b_tok)  # one GEMM over (B K) rows
         probs = torch.softmax(scores, dim=-1)  # [B, K, N]
@@ -296,8 +365,8 @@ class DGSCTAdapter(_SwitchableImpl):
         latents = lat + gathered  # L' [B, K, C]
         #   ȳ = mean_n Ŷ = (mean_n W_tok) Y W_chᵀ + mean(b_tok) w_row + b_ch
         y_bar = (w_tok.mean(dim=0) @ y) @ w_ch.t() + b_tok.mean() * w_row + b_ch  # [B, C]
-        # 2 (scatter): SDPA with scale 1
-        x1 = x + self.latent.gate.to(dt) * _sdpa(x, latents)
+        # 2 (scatter): softmax_K(X L'ᵀ) L'
+        x1 = x + self.latent.gate.to(dt) * self.latent.scatter(x, latents)
         # 3: mean_n[a ⊙ ReLU(W_v1 X1_n)] = a ⊙ mean_n ReLU(W_v1 X1_n)
         q = torch.relu(self.chan_guide(y_bar)) * torch.relu(self.chan_own(x1)).mean(dim=1)
         c = torch.sigmoid(self.chan_excite(torch.relu(self.chan_squeeze(q))))  # [B, C]
@@ -330,7 +399,7 @@ class DGSCTAdapter(_SwitchableImpl):
         """
         check_tokens("x", x, self.tokens, self.dim)
         check_tokens("y", y, self.other_tokens, self.other_dim)
-        _check_pair(x, y)
+        check_token_pair(x, y)
         if self.attn_impl == "reference":
             return self._reference(x, y)
         return self._fused(x, y)

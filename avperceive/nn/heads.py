@@ -25,7 +25,7 @@ from torch import nn
 
 from .temporal import TemporalAttention
 
-__all__ = ["CMBSHead", "AVEHead", "ave_decision"]
+__all__ = ["CMBSHead", "AVEHead", "ave_decision", "ave_segment_probs"]
 
 
 class CMBSHead(nn.Module):
@@ -138,3 +138,22 @@ def ave_decision(is_event: torch.Tensor, event_scores: torch.Tensor, threshold: 
     cls = event_scores.argmax(dim=-1, keepdim=True).expand_as(is_event)
     return torch.where(torch.sigmoid(is_event) > threshold, cls, torch.full_like(cls, background))
 
+
+
+def ave_segment_probs(is_event: torch.Tensor, event_scores: torch.Tensor) -> torch.Tensor:
+    """Per-segment probabilities over K events + background from a CMBS head, in float32.
+
+    ``P(background_t) = 1 - sigmoid(is_event_t)`` and ``P(k_t) = sigmoid(is_event_t) * softmax(event_scores)_k``:
+    the two factors :func:`ave_decision` thresholds and maximises, so the probability of the decided
+    class is ``P(event) * P(class)`` on an event second and ``P(background)`` otherwise.
+
+    Args:
+        is_event: (B, T) event-relevance logits.
+        event_scores: (B, K) clip-level class scores.
+
+    Returns:
+        (B, T, K + 1) float32, summing to one over the last axis; background = index K.
+    """
+    p_event = torch.sigmoid(is_event.float()).unsqueeze(-1)  # (B, T, 1)
+    p_class = event_scores.float().softmax(dim=-1).unsqueeze(1)  # (B, 1, K)
+    return torch.cat([p_event * p_class, 1.0 - p_event], dim=-1)

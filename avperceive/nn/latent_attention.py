@@ -10,61 +10,21 @@ other stream ``Y ∈ R^{M×C}`` and then *scatter* back to the own tokens ``X �
     R  = softmax_K(X L'ᵀ) L'                     (scatter, softmax over the K latents)
     out = g · R                                  (scalar gate g, initialised to 0)
 
-There are no query/key/value projections and **no 1/√d scaling** (the fused path therefore
-calls ``F.scaled_dot_product_attention`` with ``scale=1.0``).
+There are no query/key/value projections and **no 1/√d scaling**: both steps are
+:func:`~avperceive.nn.attention.attend` calls with ``scale=1`` and the keys as values.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
-__all__ = ["LatentTokenAttention", "latent_attention_pair", "AttnImpl", "check_attn_impl", "check_tokens"]
+from ..errors import ConfigError
+from .attention import Attend, AttnImpl, attend
+from .tokens import check_token_pair, check_tokens
 
-AttnImpl = Literal["fused", "reference"]
-_IMPLS = ("fused", "reference")
-
-
-def check_attn_impl(attn_impl: str) -> str:
-    """Return ``attn_impl`` if it is ``"fused"`` or ``"reference"``, else raise ``ValueError``."""
-    if attn_impl not in _IMPLS:
-        raise ValueError(f"attn_impl must be one of {_IMPLS}, got {attn_impl!r}")
-    return attn_impl
-
-
-def check_tokens(name: str, t: torch.Tensor, tokens: int | None, dim: int | None) -> None:
-    """Raise ``ValueError`` unless ``t`` is a ``[B, tokens, dim]`` token stream (``None`` = any size)."""
-    want = f"[B, {tokens if tokens is not None else 'N'}, {dim if dim is not None else 'C'}]"
-    if not isinstance(t, torch.Tensor) or t.dim() != 3:
-        shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-        raise ValueError(f"{name} must be a token stream of shape {want}, got {shape}")
-    if (tokens is not None and t.shape[1] != tokens) or (dim is not None and t.shape[2] != dim):
-        raise ValueError(f"{name} must have shape {want}, got {tuple(t.shape)}")
-    if not t.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor of shape {want}, got dtype {t.dtype}")
-
-
-def _sdpa(query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    """``softmax(Q Kᵀ) K`` (keys are also the values; scale 1) with one fused SDPA call.
-
-    A singleton head axis is added: on CPU the 4-D layout ``[B, 1, L, C]`` runs the fused kernel
-    parallel over the batch (measured 2-5x faster than the same call on 3-D tensors).
-    """
-    q, k = rearrange(query, "b l c -> b 1 l c"), rearrange(keys, "b l c -> b 1 l c")
-    return rearrange(F.scaled_dot_product_attention(q, k, k, scale=1.0), "b 1 l c -> b l c")
-
-
-def _check_pair(x: torch.Tensor, y: torch.Tensor) -> None:
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(
-            f"own stream x {tuple(x.shape)} and other stream y {tuple(y.shape)} must share the batch axis B"
-        )
-    if x.dtype != y.dtype:
-        raise ValueError(f"own stream x ({x.dtype}) and other stream y ({y.dtype}) must have the same dtype")
+__all__ = ["LatentTokenAttention", "latent_attention_pair"]
 
 
 class LatentTokenAttention(nn.Module):
@@ -73,11 +33,12 @@ class LatentTokenAttention(nn.Module):
     Args:
         dim: channel width C shared by both streams (project the other stream first if it differs).
         num_latents: K, number of learned latent tokens (DG-SCT: 32, LAVisH AVE: 2).
-        attn_impl: ``"fused"`` (default, two ``F.scaled_dot_product_attention`` calls with
-            ``scale=1``, batch and segment axes folded) or ``"reference"`` (plain matmul + softmax).
+        attn_impl: the path of both :func:`~avperceive.nn.attention.attend` calls: ``"fused"``
+            (default, SDPA) or ``"reference"`` (plain matmul + softmax).
         latent_init: ``"uniform"`` (U[0,1), the AVE reference code) or ``"zeros"`` (LAVisH AVS/AVQA).
 
     Parameters: ``latents [K, C]``, ``gate [1]`` (initialised to 0, so a fresh module is a no-op).
+    The path choice lives in the parameter-free sub-module ``attend`` (:class:`~avperceive.nn.attention.Attend`).
 
     Shapes: ``forward(x [B, N, C], y [B, M, C]) -> [B, N, C]``, the gated residual ``g·R``; the caller
     adds it to ``x``.
@@ -86,32 +47,35 @@ class LatentTokenAttention(nn.Module):
     def __init__(self, dim: int, num_latents: int, *, attn_impl: AttnImpl = "fused", latent_init: str = "uniform"):
         super().__init__()
         if latent_init not in ("uniform", "zeros"):
-            raise ValueError(f"latent_init must be 'uniform' or 'zeros', got {latent_init!r}")
+            raise ConfigError(f"latent_init must be 'uniform' or 'zeros', got {latent_init!r}")
         self.dim = int(dim)
         self.num_latents = int(num_latents)
-        self.attn_impl = check_attn_impl(attn_impl)
+        self.attend = Attend(attn_impl)
         init = torch.rand if latent_init == "uniform" else torch.zeros
         self.latents = nn.Parameter(init(self.num_latents, self.dim))
         self.gate = nn.Parameter(torch.zeros(1))
 
+    @property
+    def attn_impl(self) -> str:
+        """Path of both attention steps, ``"fused"`` or ``"reference"`` (settable, validated)."""
+        return self.attend.attn_impl
+
+    @attn_impl.setter
+    def attn_impl(self, value: AttnImpl) -> None:
+        self.attend.attn_impl = value
+
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, num_latents={self.num_latents}, attn_impl={self.attn_impl!r}"
+        return f"dim={self.dim}, num_latents={self.num_latents}"
 
     # -- the two steps -------------------------------------------------------------------------
     def gather(self, y: torch.Tensor) -> torch.Tensor:
         """``L' = L + softmax_M(L Yᵀ) Y``: ``y [B, M, C] -> [B, K, C]``."""
         latents = repeat(self.latents.to(y.dtype), "k c -> b k c", b=y.shape[0])
-        if self.attn_impl == "reference":
-            weights = torch.softmax(latents @ y.transpose(1, 2), dim=-1)  # [B, K, M]
-            return latents + weights @ y
-        return latents + _sdpa(latents, y)
+        return latents + self.attend(latents, y, y, scale=1.0)
 
     def scatter(self, x: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """``R = softmax_K(X L'ᵀ) L'``: ``x [B, N, C]``, ``latents [B, K, C]`` -> ``[B, N, C]`` (ungated)."""
-        if self.attn_impl == "reference":
-            weights = torch.softmax(x @ latents.transpose(1, 2), dim=-1)  # [B, N, K]
-            return weights @ latents
-        return _sdpa(x, latents)
+        return self.attend(x, latents, latents, scale=1.0)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Gated residual ``g · softmax_K(X L'ᵀ) L'`` with ``L'`` gathered from ``y``.
@@ -125,7 +89,7 @@ class LatentTokenAttention(nn.Module):
         """
         check_tokens("x", x, None, self.dim)
         check_tokens("y", y, None, self.dim)
-        _check_pair(x, y)
+        check_token_pair(x, y)
         return self.gate.to(x.dtype) * self.scatter(x, self.gather(y))
 
 
@@ -134,21 +98,23 @@ def latent_attention_pair(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Both directions at once: ``(first(x1, x2), second(x2, x1))``.
 
-    With the fused path and two streams of the same shape (LAVisH: audio and video both ``[B, N, C]``
-    on one backbone), the two gathers run as one SDPA call over ``2B`` and so do the two scatters
-    (the latents of both modules are stacked along the batch). Otherwise the two modules are called
-    one after the other. Shapes: ``x1, x2 [B, N, C] -> ([B, N, C], [B, N, C])``.
+    When both modules take the same path and the two streams have the same shape (LAVisH: audio
+    and video both ``[B, N, C]`` on one backbone), the two gathers run as one
+    :func:`~avperceive.nn.attention.attend` call over ``2B`` and so do the two scatters (the latents
+    of both modules are stacked along the batch). Otherwise the two modules are called one after
+    the other. Shapes: ``x1 [B, N, C], x2 [B, M, C] -> ([B, N, C], [B, M, C])``.
     """
     for name, t in (("x1", x1), ("x2", x2)):
         check_tokens(name, t, None, first.dim)
-    _check_pair(x1, x2)
+    check_token_pair(x1, x2, names=("x1", "x2"))
     batchable = (
-        first.attn_impl == second.attn_impl == "fused"
+        first.attn_impl == second.attn_impl
         and x1.shape == x2.shape
         and first.latents.shape == second.latents.shape
     )
     if not batchable:
         return first(x1, x2), second(x2, x1)
+    impl = first.attn_impl
     b = x1.shape[0]
     latents = torch.cat([
         repeat(first.latents.to(x1.dtype), "k c -> b k c", b=b),
@@ -156,8 +122,8 @@ def latent_attention_pair(
     ])  # [2B, K, C]
     own = torch.cat([x1, x2])  # [2B, N, C]
     other = torch.cat([x2, x1])
-    gathered = latents + _sdpa(latents, other)
-    out = _sdpa(own, gathered)
+    gathered = latents + attend(latents, other, other, scale=1.0, impl=impl)
+    out = attend(own, gathered, gathered, scale=1.0, impl=impl)
     gates = torch.cat([first.gate.expand(b), second.gate.expand(b)]).to(x1.dtype)
     out = out * rearrange(gates, "b -> b 1 1")
     return out[:b], out[b:]

@@ -20,18 +20,20 @@ The reference keeps the never-used template layers (``encoder_layer``, ``decoder
 decoder layer's ``self_attn`` in its state dict; these modules do not exist here (the converter in
 :mod:`avperceive.hub.converters.dgsct` drops those keys, listed).
 
-Multi-head attention has two paths with the same weights: ``attn_impl="reference"`` (softmax of
-scaled dot products written out) and ``attn_impl="fused"`` (``F.scaled_dot_product_attention``).
+Multi-head attention (Vaswani et al., NeurIPS 2017, eq. 1) goes through
+:class:`~avperceive.nn.attention.Attend`, so ``attn_impl="reference"`` (softmax of scaled dot
+products written out) and ``attn_impl="fused"`` (SDPA) evaluate the same weights.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+
+from ..errors import ConfigError
+from .attention import Attend, AttnImpl, set_attn_impl
 
 __all__ = [
     "MultiheadAttention",
@@ -40,16 +42,7 @@ __all__ = [
     "CrossModalDecoderLayer",
     "CrossModalDecoder",
     "TemporalAttention",
-    "ATTN_IMPLS",
 ]
-
-ATTN_IMPLS = ("fused", "reference")
-
-
-def _check_attn_impl(attn_impl: str) -> str:
-    if attn_impl not in ATTN_IMPLS:
-        raise ValueError(f"attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}")
-    return attn_impl
 
 
 class MultiheadAttention(nn.Module):
@@ -62,21 +55,33 @@ class MultiheadAttention(nn.Module):
         dim: model width D (divisible by ``num_heads``).
         num_heads: number of heads H.
         dropout: dropout on the attention weights (training only).
-        attn_impl: ``"fused"`` (SDPA) or ``"reference"`` (explicit softmax).
+        attn_impl: ``"fused"`` (SDPA) or ``"reference"`` (explicit softmax), held by the
+            parameter-free sub-module ``attend`` (:class:`~avperceive.nn.attention.Attend`).
     """
 
-    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, attn_impl: str = "fused"):
+    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, attn_impl: AttnImpl = "fused"):
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f"dim {dim} must be divisible by num_heads {num_heads}")
+            raise ConfigError(f"dim {dim} must be divisible by num_heads {num_heads}")
         self.dim = dim
         self.num_heads = num_heads
-        self.dropout = dropout
-        self.attn_impl = _check_attn_impl(attn_impl)
+        self.attend = Attend(attn_impl, dropout)
         self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * dim))
         self.out_proj = nn.Linear(dim, dim)
         self.reset_parameters()
+
+    @property
+    def attn_impl(self) -> str:
+        return self.attend.attn_impl
+
+    @attn_impl.setter
+    def attn_impl(self, value: AttnImpl) -> None:
+        self.attend.attn_impl = value
+
+    @property
+    def dropout(self) -> float:
+        return self.attend.dropout
 
     def reset_parameters(self) -> None:
         nn.init.xavier_uniform_(self.in_proj_weight)
@@ -90,13 +95,7 @@ class MultiheadAttention(nn.Module):
         q = rearrange(F.linear(query, w_q, b_q), "b l (h d) -> b h l d", h=self.num_heads)
         k = rearrange(F.linear(key, w_k, b_k), "b l (h d) -> b h l d", h=self.num_heads)
         v = rearrange(F.linear(value, w_v, b_v), "b l (h d) -> b h l d", h=self.num_heads)
-        p = self.dropout if self.training else 0.0
-        if self.attn_impl == "fused":
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-        else:
-            scores = torch.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(q.shape[-1])
-            weights = F.dropout(scores.softmax(dim=-1), p=p)
-            out = torch.einsum("bhqk,bhkd->bhqd", weights, v)
+        out = self.attend(q, k, v)  # softmax(q kᵀ/√d) v per head
         return self.out_proj(rearrange(out, "b h l d -> b l (h d)"))
 
 
@@ -230,11 +229,11 @@ class TemporalAttention(nn.Module):
         dropout: float = 0.1,
         video_dropout: float = 0.2,
         gate_scale: float = 0.1,
-        attn_impl: str = "fused",
+        attn_impl: AttnImpl = "fused",
     ):
         super().__init__()
         if d_model % 2:
-            raise ValueError(f"d_model must be even (audio LSTM has d_model/2 units per direction), got {d_model}")
+            raise ConfigError(f"d_model must be even (audio LSTM has d_model/2 units per direction), got {d_model}")
         self.video_dim, self.audio_dim, self.d_model = video_dim, audio_dim, d_model
         self.gate_scale = gate_scale
         self.video_proj = nn.Linear(video_dim, video_input_dim)
@@ -250,12 +249,9 @@ class TemporalAttention(nn.Module):
         self.audio_gate = nn.Linear(d_model, 1)
         self.video_gate = nn.Linear(d_model, 1)
 
-    def set_attn_impl(self, attn_impl: str) -> None:
+    def set_attn_impl(self, attn_impl: AttnImpl) -> None:
         """Switch every attention op to ``"fused"`` or ``"reference"``."""
-        _check_attn_impl(attn_impl)
-        for m in self.modules():
-            if isinstance(m, MultiheadAttention):
-                m.attn_impl = attn_impl
+        set_attn_impl(self, attn_impl)
 
     def forward(self, video: torch.Tensor, audio: torch.Tensor) -> dict[str, torch.Tensor]:
         """Run the temporal module.
