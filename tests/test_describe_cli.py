@@ -66,7 +66,8 @@ def test_bad_file_reported_and_skipped_exit_1(folder, tmp_path):
     err = run.stderr.strip().splitlines()
     assert len(err) == 3 and "Traceback" not in run.stderr
     assert err[0].startswith(f"avperceive describe: error: {bad}: ")
-    assert err[1].startswith(f"avperceive describe: error: {tmp_path / 'missing.wav'}: ") and err[2] == "avperceive describe: 2 of 3 file(s) failed"
+    assert err[1].startswith(f"avperceive describe: error: {tmp_path / 'missing.wav'}: ")
+    assert err[2] == "avperceive describe: 2 of 3 file(s) failed"
 
 
 def test_nothing_to_describe_exit_2(tmp_path):

@@ -72,7 +72,8 @@ def _run(args: argparse.Namespace) -> int:
     for n, (result, target) in enumerate(zip(results, targets)):
         if isinstance(result, DescribeFailure):
             failures += 1
-            print(f"avperceive describe: error: {result.source}: {one_line(result.reason)}", file=sys.stderr, flush=True)
+            line = f"avperceive describe: error: {result.source}: {one_line(result.reason)}"
+            print(line, file=sys.stderr, flush=True)
             continue
         if args.json:
             print(json.dumps(result.to_dict()), flush=True)
