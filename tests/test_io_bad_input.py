@@ -107,6 +107,6 @@ def test_cli_prints_one_line_and_exits_1(tmp_path, capsys):
 
     path = tmp_path / "empty.mp4"
     path.write_bytes(b"")
-    assert main(["describe", str(path)]) == 1  # the file failed (exit 2 is for usage / input errors)
+    assert main(["describe", str(path)]) == 1  # a file failed (docs/cli.md)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "empty.mp4" in err[0] and "Traceback" not in err[0]

@@ -124,7 +124,7 @@ def test_cli_describe_one_line_errors_bounded(corpus, tmp_path):
     argv = [*_cli(), "describe", "--json", *[os.fsencode(c.path) for c in corpus]]
     proc = _run_child(argv, timeout=TIME_LIMIT_S * len(corpus))
     err = proc.stderr.decode("utf-8", errors="surrogateescape")
-    assert proc.returncode == 1, err[-2000:]  # 1: some files failed (issue 14's exit codes, as predict)
+    assert proc.returncode == 1, err[-2000:]
     assert "Traceback" not in err
     described = [json.loads(line)["path"] for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines()]
     failed = [line for line in err.splitlines() if line.startswith("avperceive describe: error: ")]
@@ -137,7 +137,7 @@ def test_cli_describe_one_line_errors_bounded(corpus, tmp_path):
 
 
 def test_cli_single_file_exit_1(corpus):
-    """One bad file alone: exit 1 (the file failed), one stderr line naming it, nothing on stdout."""
+    """One bad file alone: exit 1 (a file failed), one stderr line naming it, nothing on stdout."""
     pipe = next(c for c in corpus if c.name == "pipe.mp4")
     proc = _run_child([*_cli(), "describe", "--json", pipe.path], timeout=TIME_LIMIT_S)
     lines = proc.stderr.decode().strip().splitlines()

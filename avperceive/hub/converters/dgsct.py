@@ -3,7 +3,7 @@
 Kinds:
 
 * ``"dgsct-head"``: the reference ``temporal_attn.*`` + ``CMBS.*`` tensors (either or both) ->
-  ``temporal.*`` + ``head.*`` (:class:`avperceive.nn.heads.AVEHead`, and the same keys in
+  ``temporal.*`` + ``head.*`` (:class:`avperceive.nn.heads.TemporalCMBSHead`, and the same keys in
   :class:`avperceive.models.dgsct.DGSCT`).
 * ``"dgsct-ave"``: a whole DG-SCT AVE checkpoint (``best_82.18.pt``: plain state dict, timm 0.6
   Swin-V2 keys) -> :class:`avperceive.models.dgsct.DGSCT`.
@@ -151,7 +151,7 @@ def _config_of_head(sd: dict[str, torch.Tensor]) -> dict:
 @register_converter(
     "dgsct-head",
     "DG-SCT temporal_attn.* + CMBS.* (either or both) -> temporal.* + head.*",
-    architecture="avperceive.nn.heads:AVEHead",
+    architecture="avperceive.nn.heads:TemporalCMBSHead",
 )
 def convert_dgsct_head(sd: dict[str, torch.Tensor]) -> ConvertedCheckpoint:
     """DG-SCT ``temporal_attn.*`` + ``CMBS.*`` (either or both) -> ``temporal.*`` + ``head.*``."""

@@ -16,8 +16,8 @@ import warnings
 
 from tqdm import tqdm
 
-from .errors import ConfigError
-from .inference import DTYPES, PredictionFailure, UntrainedWeightsWarning, expand_inputs, iter_predict
+from ..errors import ConfigError
+from ..inference import DTYPES, PredictionFailure, UntrainedWeightsWarning, expand_inputs, iter_predict
 
 __all__ = ["add_subcommand"]
 

@@ -6,8 +6,8 @@ per line (JSONL), one line per file. A file that cannot be read is reported on s
 last line counts the failures when several files were given). ``--plot``: the timeline of one file to ``OUT``
 (PNG, SVG, PDF), or, with several files, one ``<name>.png`` per file in the folder ``OUT``;
 the destination is checked before anything is computed. Exit status: 0 when every file was
-described, 1 when some failed, 2 on a usage or input error (nothing to describe, an unwritable
-plot path, matplotlib missing).
+described, 1 when some failed (one of one counts), 2 on a usage or input error (nothing to
+describe, an unwritable plot path, matplotlib missing); see ``docs/cli.md``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, one_line
+from . import EXIT_OK, EXIT_SOME_FAILED
 
 __all__ = ["add_subcommand"]
 
@@ -37,7 +38,7 @@ def _plot_targets(plot: str | None, items: list) -> list[Path | None]:
     """Where each item's plot goes (None: no plot); raises ConfigError before any work if it cannot be written."""
     if plot is None:
         return [None] * len(items)
-    from .plot import require_matplotlib
+    from ..analysis.plot import require_matplotlib
 
     require_matplotlib()
     out = Path(plot)
@@ -56,7 +57,7 @@ def _plot_targets(plot: str | None, items: list) -> list[Path | None]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .describe import DescribeFailure, describe_many, expand_media_paths
+    from ..analysis.describe import DescribeFailure, describe_many, expand_media_paths
 
     if args.start < 0 or (args.duration is not None and args.duration <= 0) or args.max_lag <= 0:
         raise ConfigError(f"need --start >= 0, --duration > 0 and --max-lag > 0, got {args.start}, {args.duration}, "
@@ -86,8 +87,8 @@ def _run(args: argparse.Namespace) -> int:
     if failures:
         if len(items) > 1:
             print(f"avperceive describe: {failures} of {len(items)} file(s) failed", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_SOME_FAILED
+    return EXIT_OK
 
 
 def add_subcommand(subparsers) -> argparse.ArgumentParser:
