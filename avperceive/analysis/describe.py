@@ -107,7 +107,8 @@ class Description:
         perception_type: ``"impulsive" | "sustained" | "iterative"``.
         scores: per-type scores (sum to 1).
         audio_onsets: audio onset times (s, on the file's clock).
-        motion_peaks: times (s) of visual motion peaks.
+        motion_peaks: times (s) of the peaks of the visual onset envelope (each at the first frame
+            that shows the change: a flash once, at its first frame; an object reversing, at its turning frame).
         av_sync: :class:`AVSync`, or ``None`` without both modalities.
         event_moments: :class:`EventMoments`.
         duration: seconds analysed.
@@ -115,7 +116,8 @@ class Description:
         cues: the cues used: ``"audio"``, ``"motion"``, ``"av_sync"``.
         features: the numbers behind the scores.
         path: the source file, if any.
-        timeline: envelopes for plotting (not part of ``to_dict``).
+        timeline: envelopes for plotting (not part of ``to_dict``), among them ``rejected_onsets``:
+            ``(time, reason)`` of the onset-envelope peaks that did not count.
     """
 
     perception_type: str
