@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from avperceive.errors import ConfigError
 from avperceive.nn import LatentTokenAttention, TemporalAttention
-from avperceive.nn.attention import ATTN_IMPLS, Attend, attend, check_attn_impl, set_attn_impl
+from avperceive.nn.attention import ATTN_IMPLS, Attend, AttnImplAttribute, attend, check_attn_impl, set_attn_impl
 
 PACKAGE = Path(__file__).resolve().parents[1] / "avperceive"
 # fp32 inputs of unit scale, d <= 16, softmax over <= 13 keys: both paths agree with the float64
@@ -185,6 +186,25 @@ def _sdpa_call_sites(folder: Path) -> list[str]:
 
 
 def test_one_sdpa_call_site():
-    """Every attention op goes through ``nn/attention.py``: the only SDPA call of ``nn`` and ``models``."""
-    sites = [s for folder in ("nn", "models") for s in _sdpa_call_sites(PACKAGE / folder)]
+    """Every attention op goes through ``nn/attention.py``: the only SDPA call of the whole package."""
+    sites = _sdpa_call_sites(PACKAGE)
     assert len(sites) == 1 and sites[0].startswith("avperceive/nn/attention.py:"), sites
+
+
+def test_attn_impl_attribute_reads_and_switches_every_attend():
+    """``AttnImplAttribute``: one setting on the holder reaches each ``Attend`` inside; bad values raise."""
+
+    class TwoAttends(nn.Module):
+        attn_impl = AttnImplAttribute()
+
+        def __init__(self):
+            super().__init__()
+            self.first, self.second = Attend("fused"), Attend("fused")
+
+    m = TwoAttends()
+    assert m.attn_impl == "fused"
+    m.attn_impl = "reference"
+    assert (m.first.attn_impl, m.second.attn_impl, m.attn_impl) == ("reference", "reference", "reference")
+    with pytest.raises(ConfigError):
+        m.attn_impl = "flash"
+    assert m.second.attn_impl == "reference"

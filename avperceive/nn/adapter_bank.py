@@ -25,7 +25,7 @@ from ..errors import CheckpointError, ConfigError
 from ..modality import STREAM_ALIASES, STREAMS
 from ..state_dict import load_state_dict_strict
 from .adapters import DGSCTAdapter, LAVisHAdapter
-from .attention import AttnImpl, check_attn_impl
+from .attention import AttnImpl, AttnImplAttribute, check_attn_impl, set_attn_impl
 
 __all__ = ["AdapterBank", "DGSCT_AVE_LAYERS"]
 
@@ -216,19 +216,11 @@ class AdapterBank(nn.Module):
         raise TypeError("AdapterBank is a container; call its adapters: bank['video', 'p1', i](video, audio)")
 
     # -- configuration -----------------------------------------------------------------------------
-    @property
-    def attn_impl(self) -> str:
-        return next(a for _, a in self.named_adapters()).attn_impl
-
-    @attn_impl.setter
-    def attn_impl(self, value: AttnImpl) -> None:
-        self.set_attn_impl(value)
+    attn_impl = AttnImplAttribute()
 
     def set_attn_impl(self, attn_impl: AttnImpl) -> AdapterBank:
         """Switch the attention of every adapter to ``"fused"`` or ``"reference"``; returns the bank."""
-        check_attn_impl(attn_impl)
-        for _, adapter in self.named_adapters():
-            adapter.set_attn_impl(attn_impl)
+        set_attn_impl(self, attn_impl)
         return self
 
     @property

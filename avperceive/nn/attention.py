@@ -145,3 +145,25 @@ def set_attn_impl(module: nn.Module, attn_impl: AttnImpl) -> nn.Module:
         if isinstance(m, Attend):
             m.attn_impl = attn_impl
     return module
+
+
+class AttnImplAttribute:
+    """The ``attn_impl`` attribute of a module that holds :class:`Attend` sub-modules.
+
+    Reading gives the path of the first :class:`Attend` found in the module (they are all switched
+    together); setting validates the value and switches every one (:func:`set_attn_impl`). Declared
+    once on the class::
+
+        class MyAttention(nn.Module):
+            attn_impl = AttnImplAttribute()
+    """
+
+    def __get__(self, module: nn.Module | None, owner: type | None = None):
+        if module is None:
+            return self
+        return next(m for m in module.modules() if isinstance(m, Attend)).attn_impl
+
+    def __set__(self, module: nn.Module, value: AttnImpl) -> None:
+        set_attn_impl(module, value)
+
+__all__.append("AttnImplAttribute")

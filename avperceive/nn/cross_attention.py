@@ -21,7 +21,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .attention import Attend, AttnImpl, check_attn_impl
+from .attention import Attend, AttnImpl, AttnImplAttribute
 from .tokens import check_token_pair, check_tokens
 
 __all__ = ["CrossModalAttention", "padding_bias"]
@@ -76,13 +76,7 @@ class CrossModalAttention(nn.Module):
         self.proj = nn.Linear(inner, dim)
         self.attend = Attend(attn_impl, dropout)
 
-    @property
-    def attn_impl(self) -> str:
-        return self.attend.attn_impl
-
-    @attn_impl.setter
-    def attn_impl(self, value: str) -> None:
-        self.attend.attn_impl = check_attn_impl(value)
+    attn_impl = AttnImplAttribute()
 
     def forward(self, x: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None) -> Tensor:
         context = x if context is None else context

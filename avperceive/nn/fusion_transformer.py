@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .attention import AttnImpl, set_attn_impl
+from .attention import AttnImpl, AttnImplAttribute
 from .cross_attention import CrossModalAttention
 
 __all__ = ["FUSION_PATTERNS", "FusionPattern", "FusionBlock", "FusionOutput", "FusionTransformer"]
@@ -178,13 +178,7 @@ class FusionTransformer(nn.Module):
             nn.init.trunc_normal_(self.bottleneck, std=0.02)
         self.norm = nn.LayerNorm(dim)
 
-    @property
-    def attn_impl(self) -> str:
-        return next(m for m in self.modules() if isinstance(m, CrossModalAttention)).attn_impl
-
-    @attn_impl.setter
-    def attn_impl(self, value: str) -> None:
-        set_attn_impl(self, value)
+    attn_impl = AttnImplAttribute()
 
     def forward(
         self,

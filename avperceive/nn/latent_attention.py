@@ -21,7 +21,7 @@ from einops import rearrange, repeat
 from torch import nn
 
 from ..errors import ConfigError
-from .attention import Attend, AttnImpl, attend
+from .attention import Attend, AttnImpl, AttnImplAttribute, attend
 from .tokens import check_token_pair, check_tokens
 
 __all__ = ["LatentTokenAttention", "latent_attention_pair"]
@@ -55,14 +55,8 @@ class LatentTokenAttention(nn.Module):
         self.latents = nn.Parameter(init(self.num_latents, self.dim))
         self.gate = nn.Parameter(torch.zeros(1))
 
-    @property
-    def attn_impl(self) -> str:
-        """Path of both attention steps, ``"fused"`` or ``"reference"`` (settable, validated)."""
-        return self.attend.attn_impl
-
-    @attn_impl.setter
-    def attn_impl(self, value: AttnImpl) -> None:
-        self.attend.attn_impl = value
+    #: path of both attention steps, ``"fused"`` or ``"reference"`` (settable, validated).
+    attn_impl = AttnImplAttribute()
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, num_latents={self.num_latents}"

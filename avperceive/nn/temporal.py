@@ -33,7 +33,7 @@ from einops import rearrange
 from torch import nn
 
 from ..errors import ConfigError
-from .attention import Attend, AttnImpl, set_attn_impl
+from .attention import Attend, AttnImpl, AttnImplAttribute, set_attn_impl
 
 __all__ = [
     "MultiheadAttention",
@@ -71,13 +71,7 @@ class MultiheadAttention(nn.Module):
         self.out_proj = nn.Linear(dim, dim)
         self.reset_parameters()
 
-    @property
-    def attn_impl(self) -> str:
-        return self.attend.attn_impl
-
-    @attn_impl.setter
-    def attn_impl(self, value: AttnImpl) -> None:
-        self.attend.attn_impl = value
+    attn_impl = AttnImplAttribute()
 
     @property
     def dropout(self) -> float:
