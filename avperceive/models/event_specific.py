@@ -76,7 +76,8 @@ class EventSpecificModel(AVModel, PretrainedMixin):
         unimodal_heads: ``"concat"`` (the paper's 2D-input heads) or ``"half"`` (D-input heads for the
             visual / audio layers); see :class:`~avperceive.nn.EventSpecificFusion`.
 
-    Inputs of :meth:`forward`:
+    Inputs of :meth:`forward_features` (:meth:`forward` takes the same; after ``video, audio`` it
+    passes them on by keyword):
         video: ``(B, T, 3, H, W)`` (the library's layout) or, with ``channels_first=True``,
             ``(B, 3, T, H, W)`` (the Conv3d layout), normalised with ``mean``/``std`` of the config.
         audio: a waveform ``(B, samples)`` at 16 kHz (turned into the 1000 x 80 log-mel inside the
@@ -174,20 +175,6 @@ class EventSpecificModel(AVModel, PretrainedMixin):
         """Per-layer logits -> clip logits ``log mean_i softmax(O_i)`` ``(B, num_classes)``."""
         stacked = torch.stack([o.float().log_softmax(dim=-1) for o in features.values()])  # (layers, B, K)
         return torch.logsumexp(stacked, dim=0) - math.log(len(features))
-
-    def forward(
-        self,
-        video: Tensor,
-        audio: Tensor,
-        onset_mask: Tensor | None = None,
-        padding_mask: Tensor | None = None,
-        *,
-        channels_first: bool = False,
-    ) -> Tensor:
-        """Clip logits ``(B, num_classes)`` (float32): the layers' mean class probability, as logits."""
-        return self.forward_head(
-            self.forward_features(video, audio, onset_mask, padding_mask, channels_first=channels_first)
-        )
 
     def decide(self, outputs: Tensor) -> Tensor:
         """``(B,)`` class indices: the argmax of the clip logits."""

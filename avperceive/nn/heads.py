@@ -19,6 +19,8 @@ The reference ``CMBS`` module also builds ``AVInter``/``VAInter`` attention bloc
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from einops import reduce
 from torch import nn
@@ -88,30 +90,16 @@ class TemporalCMBSHead(nn.Module):
     alias).
 
     Args:
-        video_dim, audio_dim, d_model, video_input_dim, audio_input_dim, ffn_dim, num_heads: see
-            :class:`TemporalAttention`.
         num_classes: K event classes.
-        attn_impl: ``"fused"`` or ``"reference"``.
+        **temporal_kwargs: the :class:`TemporalAttention` arguments (``video_dim``, ``audio_dim``,
+            ``d_model``, ``video_input_dim``, ``audio_input_dim``, ``ffn_dim``, ``num_heads``, ...,
+            ``attn_impl``), with its defaults; the head's width is the temporal module's ``d_model``.
     """
 
-    def __init__(
-        self,
-        video_dim: int = 1536,
-        audio_dim: int = 768,
-        d_model: int = 256,
-        video_input_dim: int = 512,
-        audio_input_dim: int = 128,
-        ffn_dim: int = 1024,
-        num_heads: int = 4,
-        num_classes: int = 28,
-        attn_impl: str = "fused",
-    ):
+    def __init__(self, num_classes: int = 28, **temporal_kwargs: Any):
         super().__init__()
-        self.temporal = TemporalAttention(
-            video_dim=video_dim, audio_dim=audio_dim, d_model=d_model, video_input_dim=video_input_dim,
-            audio_input_dim=audio_input_dim, ffn_dim=ffn_dim, num_heads=num_heads, attn_impl=attn_impl,
-        )
-        self.head = CMBSHead(d_model=d_model, num_classes=num_classes)
+        self.temporal = TemporalAttention(**temporal_kwargs)
+        self.head = CMBSHead(d_model=self.temporal.d_model, num_classes=num_classes)
 
     def forward(self, video: torch.Tensor, audio: torch.Tensor) -> dict[str, torch.Tensor]:
         """``video`` (B, T, C_v), ``audio`` (B, T, C_a) pooled features -> dict of
