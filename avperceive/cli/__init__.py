@@ -17,11 +17,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..errors import AvperceiveError, one_line
 
-__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_BROKEN_PIPE"]
+__all__ = [
+    "main", "build_parser", "add_command",
+    "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_BROKEN_PIPE",
+]
 
 #: everything asked for was done.
 EXIT_OK = 0
@@ -33,6 +36,18 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 #: stdout closed early (``avperceive models --json | head``): 128 + SIGPIPE, as a shell reports it.
 EXIT_BROKEN_PIPE = 141
+
+
+def add_command(
+    subparsers, name: str, run: Callable[[argparse.Namespace], int | None], *, summary: str, description: str
+) -> argparse.ArgumentParser:
+    """The parser of sub-command ``name``, which :func:`main` runs as ``run(args)``; add its arguments to it.
+
+    ``summary`` is the one line ``avperceive --help`` lists; ``description`` heads ``avperceive NAME --help``.
+    """
+    parser = subparsers.add_parser(name, help=summary, description=description)
+    parser.set_defaults(func=run)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,7 +28,7 @@ from ..hub.convert import ConvertedCheckpoint, convert_checkpoint, converter_inf
 from ..hub.mixin import CONFIG_NAME, WEIGHTS_NAME
 from ..models import create_model, list_models
 from ..state_dict import load_state_dict_strict
-from . import EXIT_OK
+from . import EXIT_OK, add_command
 
 __all__ = ["add_subcommand", "convert_to_folder", "build_target", "target_of", "DEFAULT_TARGETS"]
 
@@ -185,9 +185,9 @@ def _load_hint(target: str, out: Path) -> str:
 
 def add_subcommand(subparsers) -> argparse.ArgumentParser:
     """Add ``convert`` to the ``avperceive`` command line."""
-    p = subparsers.add_parser(
-        "convert",
-        help="convert an official checkpoint to config.json + model.safetensors",
+    p = add_command(
+        subparsers, "convert", _run,
+        summary="convert an official checkpoint to config.json + model.safetensors",
         description="Convert a reference checkpoint (.pt/.pth/.ckpt/.safetensors) of KIND into an avperceive "
         "folder, validated strictly against the target model. Never unpickles arbitrary objects.",
     )
@@ -199,5 +199,4 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="constructor argument override (JSON value)")
     p.add_argument("--force", action="store_true", help="overwrite an existing OUT_DIR/model.safetensors")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run)
     return p

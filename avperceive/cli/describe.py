@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, one_line
-from . import EXIT_OK, EXIT_SOME_FAILED
+from . import EXIT_OK, EXIT_SOME_FAILED, add_command
 
 __all__ = ["add_subcommand"]
 
@@ -93,9 +93,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def add_subcommand(subparsers) -> argparse.ArgumentParser:
     """Add the ``describe`` parser to the ``avperceive`` command's sub-parsers."""
-    p = subparsers.add_parser(
-        "describe",
-        help="describe media files: Schaeffer type, onsets, motion peaks, audio-video sync",
+    p = add_command(
+        subparsers, "describe", _run,
+        summary="describe media files: Schaeffer type, onsets, motion peaks, audio-video sync",
         description="Weight-free perceptual description of audio, video or audio-video files. Files that "
         "cannot be read are reported on stderr and skipped; exit status 1 if any failed, 2 on a usage error.",
     )
@@ -107,5 +107,4 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="seconds to analyse (default: to the end)")
     p.add_argument("--max-lag", type=float, default=0.5, help="largest audio-video lag searched (s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (shown on a terminal for several files)")
-    p.set_defaults(func=_run)
     return p

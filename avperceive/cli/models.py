@@ -22,7 +22,7 @@ import torch
 
 from ..errors import ConfigError
 from ..models import create_model, get_pretrained_cfg, list_models
-from . import EXIT_OK, EXIT_SOME_FAILED
+from . import EXIT_OK, EXIT_SOME_FAILED, add_command
 
 __all__ = ["add_subcommand", "ModelInfo", "model_info", "weights_status", "count_parameters_on_meta"]
 
@@ -173,14 +173,13 @@ def _run(args: argparse.Namespace) -> int:
 
 def add_subcommand(subparsers) -> argparse.ArgumentParser:
     """Add ``models`` to the ``avperceive`` command line."""
-    p = subparsers.add_parser(
-        "models",
-        help="list registered models: task, parameters, input, weights",
+    p = add_command(
+        subparsers, "models", _run,
+        summary="list registered models: task, parameters, input, weights",
         description="List registered models with their task, parameter count, expected input and weights "
         "status. A PATTERN without wildcards matches as a substring; one that matches nothing exits 2.",
     )
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter ('dgsct*') or a substring ('tiny')")
     p.add_argument("--pretrained", action="store_true", help="one row per weight set (arch.tag)")
     p.add_argument("--json", action="store_true", help="print a JSON list (exact counts)")
-    p.set_defaults(func=_run)
     return p
