@@ -22,6 +22,7 @@ then read from the folder's ``config.json``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import fnmatch
@@ -97,11 +98,12 @@ def register_config(
 
     The builder is ``builder(**overrides) = cls(**{**config, **overrides})``; it is returned, named
     ``name`` and documented by ``doc``, so the module can bind it to a name of its own. The first of
-    ``pretrained_cfgs`` is the default weight set.
+    ``pretrained_cfgs`` is the default weight set. Each build gets its own copy of ``config`` (a model
+    that keeps a nested dict of it, such as a backbone spec, cannot change the registered one).
     """
 
     def builder(**overrides):
-        return cls(**{**config, **overrides})
+        return cls(**{**copy.deepcopy(config), **overrides})
 
     builder.__name__ = builder.__qualname__ = name
     builder.__module__ = cls.__module__

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .base import MediaDataset
+from .base import SplitDataset
 
 __all__ = ["AVE", "AVE_SPLIT_FILES", "AVE_BACKGROUND", "read_ave_annotations"]
 
@@ -45,7 +45,7 @@ def read_ave_annotations(path: str | Path) -> list[tuple[str, str, str, int, int
     return rows
 
 
-class AVE(MediaDataset):
+class AVE(SplitDataset):
     """AVE split as a map-style dataset.
 
     Args:
@@ -66,20 +66,14 @@ class AVE(MediaDataset):
 
     default_clip_kwargs = {"start": 0.0, "duration": 10.0, "num_frames": AVE_SEGMENTS, "sample_rate": 16000}
 
+    splits = (*AVE_SPLIT_FILES, "all")
+
     def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        *,
-        features_root: str | Path | None = None,
-        **kwargs: Any,
+        self, root: str | Path, split: str = "train", *, features_root: str | Path | None = None, **kwargs: Any
     ):
-        super().__init__(**kwargs)
-        self.root = Path(root)
-        self.split = split
-        if features_root is None and (self.root / "audio_feature.h5").is_file():
-            features_root = self.root
-        self.features_root = Path(features_root) if features_root is not None else None
+        if features_root is None and (Path(root) / "audio_feature.h5").is_file():
+            features_root = root  # the official features next to the annotations
+        super().__init__(root, split, features_root=features_root, **kwargs)
         annotations = read_ave_annotations(self.root / "Annotations.txt")
         cat_file = self.root / "categories.txt"
         if cat_file.is_file():
@@ -89,10 +83,8 @@ class AVE(MediaDataset):
         self.class_to_index = {c: i for i, c in enumerate(self.categories)}
         if split == "all":
             chosen = list(range(len(annotations)))
-        elif split in AVE_SPLIT_FILES:
-            chosen = self._match_rows(annotations, read_ave_annotations(self.root / AVE_SPLIT_FILES[split]))
         else:
-            raise ConfigError(f"AVE split must be one of {[*AVE_SPLIT_FILES, 'all']}, got {split!r}")
+            chosen = self._match_rows(annotations, read_ave_annotations(self.root / AVE_SPLIT_FILES[split]))
         for row in chosen:
             cat, vid, quality, start, end = annotations[row]
             if cat not in self.class_to_index:

@@ -31,6 +31,7 @@ from ..errors import ConfigError, MediaError
 from ..io.clip import zero_missing_modality
 
 __all__ = [
+    "SplitDataset",
     "MediaDataset",
     "SkippedSample",
     "collate_clips",
@@ -161,6 +162,31 @@ class MediaDataset(torch.utils.data.Dataset):
         if self.transform is not None:
             sample = self.transform(sample)
         return sample
+
+
+class SplitDataset(MediaDataset):
+    """A reader of one split of an annotated dataset: annotation files under ``root``, optional features.
+
+    Args:
+        root: folder of the annotation files.
+        split: which split, one of the subclass's ``splits``.
+        features_root: folder of pre-computed features, or ``None``.
+        **kwargs: ``media_root``, ``on_error``, ``clip_kwargs``, ``transform``: see :class:`MediaDataset`.
+
+    Raises:
+        ConfigError: ``split`` is not one of ``splits``.
+    """
+
+    #: the split names the dataset has (class attribute of each reader).
+    splits: tuple[str, ...] = ()
+
+    def __init__(self, root: str | Path, split: str, *, features_root: str | Path | None = None, **kwargs: Any):
+        if split not in self.splits:
+            raise ConfigError(f"{type(self).__name__} split must be one of {list(self.splits)}, got {split!r}")
+        super().__init__(**kwargs)
+        self.root = Path(root)
+        self.split = split
+        self.features_root = Path(features_root) if features_root is not None else None
 
 
 def _collate_values(values: Sequence[Any]) -> Any:

@@ -23,8 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
-from .base import MediaDataset, read_text_rows
+from .base import SplitDataset, read_text_rows
 
 __all__ = ["LLP", "LLP_CLASSES", "LLPEvent", "parse_llp_filename"]
 
@@ -61,7 +60,7 @@ def parse_llp_filename(filename: str) -> tuple[str, float, float]:
     return vid, float(start), float(end)
 
 
-class LLP(MediaDataset):
+class LLP(SplitDataset):
     """LLP split as a map-style dataset.
 
     Args:
@@ -83,20 +82,12 @@ class LLP(MediaDataset):
     default_clip_kwargs = {"start": 0.0, "duration": 10.0, "num_frames": LLP_SEGMENTS, "sample_rate": 16000}
     classes = LLP_CLASSES
 
+    splits = tuple(LLP_SPLIT_FILES)
+
     def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        *,
-        features_root: str | Path | None = None,
-        **kwargs: Any,
+        self, root: str | Path, split: str = "train", *, features_root: str | Path | None = None, **kwargs: Any
     ):
-        super().__init__(**kwargs)
-        if split not in LLP_SPLIT_FILES:
-            raise ConfigError(f"LLP split must be one of {list(LLP_SPLIT_FILES)}, got {split!r}")
-        self.root = Path(root)
-        self.split = split
-        self.features_root = Path(features_root) if features_root is not None else None
+        super().__init__(root, split, features_root=features_root, **kwargs)
         self.class_to_index = {c: i for i, c in enumerate(LLP_CLASSES)}
         self.problems: list[tuple[str, int, str, str]] = []
         fname = LLP_SPLIT_FILES[split]

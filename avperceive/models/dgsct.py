@@ -42,7 +42,7 @@ from ..nn.adapter_bank import AdapterBank
 from ..nn.heads import CMBSHead, ave_decision, ave_segment_probs
 from ..nn.temporal import TemporalAttention
 from .contract import AVModel
-from .registry import PretrainedCfg, create_model, register_model
+from .registry import PretrainedCfg, create_model, register_config
 from .segment_prediction import SegmentPredictionMixin
 
 __all__ = [
@@ -418,7 +418,9 @@ class DGSCT(AVModel, PretrainedMixin, SegmentPredictionMixin):
 
 
 # -- registry -------------------------------------------------------------------------------------
-def _ave_input(size: int, sample_rate: int, frontend: str, tile_to: int) -> dict:
+def ave_input_cfg(size: int, sample_rate: int, audio_frontend: str, audio_steps: list[dict]) -> dict:
+    """``PretrainedCfg.input`` of an AVE model: 10 one-second segments, one ImageNet-normalised frame
+    of ``size`` px per segment, audio at ``sample_rate`` through ``audio_frontend`` and ``audio_steps``."""
     return {
         "task": "ave",
         "sample_rate": sample_rate,
@@ -428,8 +430,18 @@ def _ave_input(size: int, sample_rate: int, frontend: str, tile_to: int) -> dict
         "size": size,
         "mean": list(IMAGENET_MEAN),
         "std": list(IMAGENET_STD),
-        "audio_frontend": frontend,  # computed inside the model (HTS-AT log-mel, float32)
-        "audio_steps": [{"op": "tile", "samples": tile_to}],
+        "audio_frontend": audio_frontend,
+        "audio_steps": audio_steps,
+    }
+
+
+def _dgsct_cfgs(size: int, tile_to: int, notes: str) -> dict[str, PretrainedCfg]:
+    # the HTS-AT log-mel is computed inside the model (float32); each 1-s segment is tiled to its input length
+    steps = [{"op": "tile", "samples": tile_to}]
+    return {
+        "untrained": PretrainedCfg(
+            paper=_PAPER, input=ave_input_cfg(size, 32000, "htsat", steps), label_names=AVE_CATEGORIES, notes=notes
+        )
     }
 
 
@@ -453,33 +465,16 @@ TINY_AUDIO_BACKBONE = dict(
 TINY_HEAD = dict(num_latents=4, d_model=16, video_input_dim=32, audio_input_dim=8, ffn_dim=32)
 
 
-@register_model(
-    "dgsct-ave",
-    pretrained_cfgs={
-        "untrained": PretrainedCfg(
-            paper=_PAPER, input=_ave_input(192, 32000, "htsat", 320000), label_names=AVE_CATEGORIES, notes=_NOTES
-        )
-    },
+dgsct_ave = register_config(
+    "dgsct-ave", DGSCT, "DG-SCT AVE at the reference size (Swin-V2-L 192 px + HTS-AT AudioSet; ~460 M parameters).",
+    _dgsct_cfgs(192, 320000, _NOTES),
 )
-def dgsct_ave(**overrides) -> DGSCT:
-    """DG-SCT AVE at the reference size (Swin-V2-L 192 px + HTS-AT AudioSet; ~460 M parameters)."""
-    return DGSCT(**overrides)
-
-
-@register_model(
-    "dgsct-ave-tiny",
-    pretrained_cfgs={
-        "untrained": PretrainedCfg(
-            paper=_PAPER, input=_ave_input(32, 32000, "htsat", 160000), label_names=AVE_CATEGORIES,
-            notes="Tiny backbones and adapters for tests and examples (each 1-s segment tiled to 5 s); random weights.",
-        )
-    },
+dgsct_ave_tiny = register_config(
+    "dgsct-ave-tiny", DGSCT,
+    "DG-SCT AVE with tiny backbones (Swin-V2 width 16, 32 px; HTS-AT width 16, 128x128 image, 5-s input).",
+    _dgsct_cfgs(
+        32, 160000, "Tiny backbones and adapters for tests and examples (each 1-s segment tiled to 5 s); "
+        "random weights.",
+    ),
+    video_backbone=TINY_VIDEO_BACKBONE, audio_backbone=TINY_AUDIO_BACKBONE, audio_input_samples=160000, **TINY_HEAD,
 )
-def dgsct_ave_tiny(**overrides) -> DGSCT:
-    """DG-SCT AVE with tiny backbones (Swin-V2 width 16, 32 px; HTS-AT width 16, 128x128 image, 5-s input)."""
-    cfg = dict(
-        video_backbone=dict(TINY_VIDEO_BACKBONE), audio_backbone=dict(TINY_AUDIO_BACKBONE), audio_input_samples=160000,
-        **TINY_HEAD,
-    )
-    cfg.update(overrides)
-    return DGSCT(**cfg)

@@ -35,8 +35,8 @@ from ..nn.adapter_bank import AdapterBank
 from ..nn.adapters import lavish_adapter_pair
 from ..signal.kaldi import lavish_audio_image
 from .contract import AVModel
-from .dgsct import AVE_CATEGORIES, IMAGENET_MEAN, IMAGENET_STD, TINY_VIDEO_BACKBONE, build_backbone
-from .registry import PretrainedCfg, register_model
+from .dgsct import AVE_CATEGORIES, TINY_VIDEO_BACKBONE, ave_input_cfg, build_backbone
+from .registry import PretrainedCfg, register_config
 from .segment_prediction import SegmentPredictionMixin
 
 __all__ = ["LAVisH"]
@@ -223,49 +223,23 @@ class LAVisH(AVModel, PretrainedMixin, SegmentPredictionMixin):
 _PAPER = "Lin et al., Vision Transformers are Parameter-Efficient Audio-Visual Learners, CVPR 2023"
 
 
-def _input(size: int, num_mel_bins: int) -> dict:
-    return {
-        "task": "ave",
-        "sample_rate": 16000,
-        "segments": 10,
-        "segment_seconds": 1.0,
-        "frames_per_segment": 1,
-        "size": size,
-        "mean": list(IMAGENET_MEAN),
-        "std": list(IMAGENET_STD),
-        "audio_frontend": "lavish-kaldi-fbank",
-        "audio_steps": [
-            {"op": "lavish-audio-image", "num_mel_bins": num_mel_bins, "frames": size, "frame_shift_ms": 5.2}
-        ],
-    }
+def _lavish_cfgs(size: int, notes: str) -> dict[str, PretrainedCfg]:
+    # the audio becomes a size x size Kaldi-fbank image of num_mel_bins = size bins
+    steps = [{"op": "lavish-audio-image", "num_mel_bins": size, "frames": size, "frame_shift_ms": 5.2}]
+    input_cfg = ave_input_cfg(size, 16000, "lavish-kaldi-fbank", steps)
+    return {"untrained": PretrainedCfg(paper=_PAPER, input=input_cfg, label_names=AVE_CATEGORIES, notes=notes)}
 
 
-@register_model(
-    "lavish-ave",
-    pretrained_cfgs={
-        "untrained": PretrainedCfg(
-            paper=_PAPER, input=_input(192, 192), label_names=AVE_CATEGORIES,
-            notes="Random initialisation; the LAVisH authors released no trained AVE checkpoint. "
-            "A state dict saved by main_trans_v2.py converts with convert_checkpoint('lavish-ave', path).",
-        )
-    },
+lavish_ave = register_config(
+    "lavish-ave", LAVisH, "LAVisH AVE at the reference size (Swin-V2-L 192 px for both streams, 2 latent tokens).",
+    _lavish_cfgs(
+        192,
+        "Random initialisation; the LAVisH authors released no trained AVE checkpoint. "
+        "A state dict saved by main_trans_v2.py converts with convert_checkpoint('lavish-ave', path).",
+    ),
 )
-def lavish_ave(**overrides) -> LAVisH:
-    """LAVisH AVE at the reference size (Swin-V2-L 192 px for both streams, 2 latent tokens)."""
-    return LAVisH(**overrides)
-
-
-@register_model(
-    "lavish-ave-tiny",
-    pretrained_cfgs={
-        "untrained": PretrainedCfg(
-            paper=_PAPER, input=_input(32, 32), label_names=AVE_CATEGORIES,
-            notes="Tiny backbone (Swin-V2 width 16, 32 px; 32-bin audio image) for tests and examples.",
-        )
-    },
+lavish_ave_tiny = register_config(
+    "lavish-ave-tiny", LAVisH, "LAVisH AVE with a tiny Swin-V2 (32 px, width 16) and a 32x32 audio image.",
+    _lavish_cfgs(32, "Tiny backbone (Swin-V2 width 16, 32 px; 32-bin audio image) for tests and examples."),
+    backbone=TINY_VIDEO_BACKBONE, num_mel_bins=32, hidden_dim=32,
 )
-def lavish_ave_tiny(**overrides) -> LAVisH:
-    """LAVisH AVE with a tiny Swin-V2 (32 px, width 16) and a 32x32 audio image."""
-    cfg = dict(backbone=dict(TINY_VIDEO_BACKBONE), num_mel_bins=32, hidden_dim=32)
-    cfg.update(overrides)
-    return LAVisH(**cfg)
