@@ -99,23 +99,15 @@ class HTSAT(WindowedTransformer):
 
     def __init__(
         self,
-        sample_rate: int = 32000,
-        n_fft: int = 1024,
-        hop_length: int = 320,
-        n_mels: int = 64,
-        fmin: float = 50.0,
-        fmax: float = 14000.0,
+        # the log-mel front-end (HTSATFrontend)
+        sample_rate: int = 32000, n_fft: int = 1024, hop_length: int = 320,
+        n_mels: int = 64, fmin: float = 50.0, fmax: float = 14000.0,
         spec_size: int = 256,
-        patch_size: int = 4,
-        patch_stride: Sequence[int] = (4, 4),
-        in_chans: int = 1,
+        patch_size: int = 4, patch_stride: Sequence[int] = (4, 4), in_chans: int = 1,
         num_classes: int = 527,
-        embed_dim: int = 96,
-        depths: Sequence[int] = (2, 2, 6, 2),
-        num_heads: Sequence[int] = (4, 8, 16, 32),
-        window_size: int = 8,
-        mlp_ratio: float = 4.0,
-        drop_path_rate: float = 0.1,
+        # the Swin-V1 stages
+        embed_dim: int = 96, depths: Sequence[int] = (2, 2, 6, 2), num_heads: Sequence[int] = (4, 8, 16, 32),
+        window_size: int = 8, mlp_ratio: float = 4.0, drop_path_rate: float = 0.1,
         attn_impl: AttnImpl = "fused",
     ):
         super().__init__()

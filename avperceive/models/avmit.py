@@ -127,12 +127,9 @@ class AVMITClassifier(EmbeddingSequenceModel):
 
     def __init__(
         self,
-        audio_dim: int = 1024,
-        visual_dim: int = 1280,
-        rnn: str = "gru",
-        rnn_units: int = 128,
-        bottleneck: int = 64,
-        activation: str = "swish",
+        audio_dim: int = 1024, visual_dim: int = 1280,
+        rnn: str = "gru", rnn_units: int = 128,
+        bottleneck: int = 64, activation: str = "swish",
         dropout: float = 0.5,
         num_classes: int = 16,
         keras_compatible: bool = False,

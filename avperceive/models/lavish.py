@@ -72,14 +72,9 @@ class LAVisH(AVModel, PretrainedMixin, SegmentPredictionMixin):
         self,
         backbone: str | dict = "swinv2_large_window12_192",
         num_classes: int = 28,
-        num_segments: int = 10,
-        sample_rate: int = 16000,
-        segment_samples: int = 16000,
-        num_mel_bins: int = 192,
-        frame_shift_ms: float = 5.2,
-        num_latents: int = 2,
-        reduction: int = 8,
-        groups: int = 2,
+        num_segments: int = 10, sample_rate: int = 16000, segment_samples: int = 16000,
+        num_mel_bins: int = 192, frame_shift_ms: float = 5.2,  # the audio image
+        num_latents: int = 2, reduction: int = 8, groups: int = 2,  # adapters
         hidden_dim: int = 512,
         attn_impl: str = "fused",
         grad_checkpointing: bool = False,

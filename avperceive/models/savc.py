@@ -66,12 +66,9 @@ class SAVCModel(EmbeddingSequenceModel):
 
     def __init__(
         self,
-        audio_dim: int = 1024,
-        visual_dim: int = 1280,
+        audio_dim: int = 1024, visual_dim: int = 1280,
         hidden: int = 128,
-        rnn: str = "lstm",
-        rnn_units: int = 256,
-        dropout: float = 0.1,
+        rnn: str = "lstm", rnn_units: int = 256, dropout: float = 0.1,
         activation: str | None = None,
         keras_compatible: bool = False,
     ):

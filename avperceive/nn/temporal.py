@@ -211,17 +211,10 @@ class TemporalAttention(nn.Module):
 
     def __init__(
         self,
-        video_dim: int = 1536,
-        audio_dim: int = 768,
-        d_model: int = 256,
-        video_input_dim: int = 512,
-        audio_input_dim: int = 128,
-        ffn_dim: int = 1024,
-        num_heads: int = 4,
-        num_encoder_layers: int = 2,
-        num_decoder_layers: int = 1,
-        dropout: float = 0.1,
-        video_dropout: float = 0.2,
+        video_dim: int = 1536, audio_dim: int = 768,  # C_v, C_a of the pooled backbone features
+        d_model: int = 256, video_input_dim: int = 512, audio_input_dim: int = 128,  # widths
+        ffn_dim: int = 1024, num_heads: int = 4, num_encoder_layers: int = 2, num_decoder_layers: int = 1,
+        dropout: float = 0.1, video_dropout: float = 0.2,
         gate_scale: float = 0.1,
         attn_impl: AttnImpl = "fused",
     ):

@@ -72,13 +72,8 @@ class HTSATFrontend(nn.Module):
     def __init__(
         self,
         sample_rate: int = 32000,
-        n_fft: int = 1024,
-        hop_length: int = 320,
-        n_mels: int = 64,
-        fmin: float = 50.0,
-        fmax: float = 14000.0,
-        pad_mode: str = "reflect",
-        htk: bool = False,
+        n_fft: int = 1024, hop_length: int = 320, pad_mode: str = "reflect",  # STFT
+        n_mels: int = 64, fmin: float = 50.0, fmax: float = 14000.0, htk: bool = False,  # mel filterbank
         amin: float = 1e-10,
     ):
         super().__init__()
@@ -200,11 +195,8 @@ class _MelFeaturesFrontend(nn.Module):
     def __init__(
         self,
         sample_rate: int = 16000,
-        window_seconds: float = 0.025,
-        hop_seconds: float = 0.010,
-        num_mel_bins: int = 64,
-        lower_edge_hertz: float = 125.0,
-        upper_edge_hertz: float = 7500.0,
+        window_seconds: float = 0.025, hop_seconds: float = 0.010,
+        num_mel_bins: int = 64, lower_edge_hertz: float = 125.0, upper_edge_hertz: float = 7500.0,
         example_window_seconds: float = 0.96,
     ):
         super().__init__()
@@ -294,13 +286,10 @@ class KaldiFbankFrontend(nn.Module):
         self,
         sample_rate: int = 16000,
         num_mel_bins: int = 192,
-        frame_length_ms: float = 25.0,
-        frame_shift_ms: float = 5.2,
+        frame_length_ms: float = 25.0, frame_shift_ms: float = 5.2,
         window_type: str = "hanning",
-        preemphasis_coefficient: float = 0.97,
-        remove_dc_offset: bool = True,
-        low_freq: float = 20.0,
-        high_freq: float = 0.0,
+        preemphasis_coefficient: float = 0.97, remove_dc_offset: bool = True,
+        low_freq: float = 20.0, high_freq: float = 0.0,
     ):
         super().__init__()
         self.sample_rate, self.num_mel_bins = sample_rate, num_mel_bins

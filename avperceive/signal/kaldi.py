@@ -85,18 +85,13 @@ def kaldi_fbank(
     wave: torch.Tensor,
     sample_rate: float = 16000,
     num_mel_bins: int = 23,
-    frame_length_ms: float = 25.0,
-    frame_shift_ms: float = 10.0,
+    frame_length_ms: float = 25.0, frame_shift_ms: float = 10.0,
     window_type: str = "povey",
     dither: float = 0.0,
-    preemphasis_coefficient: float = 0.97,
-    remove_dc_offset: bool = True,
-    round_to_power_of_two: bool = True,
-    low_freq: float = 20.0,
-    high_freq: float = 0.0,
-    use_power: bool = True,
-    use_log_fbank: bool = True,
-    blackman_coeff: float = 0.42,
+    # Kaldi's other options, same defaults
+    preemphasis_coefficient: float = 0.97, remove_dc_offset: bool = True, round_to_power_of_two: bool = True,
+    low_freq: float = 20.0, high_freq: float = 0.0,
+    use_power: bool = True, use_log_fbank: bool = True, blackman_coeff: float = 0.42,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Log mel fbank as ``torchaudio.compliance.kaldi.fbank`` (htk_compat, no energy), batched.
