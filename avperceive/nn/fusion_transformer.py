@@ -181,11 +181,7 @@ class FusionTransformer(nn.Module):
     attn_impl = AttnImplAttribute()
 
     def forward(
-        self,
-        audio: Tensor,
-        visual: Tensor,
-        audio_mask: Tensor | None = None,
-        visual_mask: Tensor | None = None,
+        self, audio: Tensor, visual: Tensor, audio_mask: Tensor | None = None, visual_mask: Tensor | None = None
     ) -> FusionOutput | Tensor:
         if (
             audio.dim() != 3
@@ -198,33 +194,18 @@ class FusionTransformer(nn.Module):
                 f"{tuple(visual.shape)}"
             )
         a, v = audio + self.audio_embed, visual + self.visual_embed
-        na, nv = a.shape[1], v.shape[1]
         p = self.pattern
         if p == "early_sum":
             out = self._early_sum(a, v, audio_mask, visual_mask)
             return out.pooled if self.output == "pooled" else out
         if p == "early_concat":
-            x = torch.cat([a, v], dim=1)
-            mask = _cat_masks(audio_mask, visual_mask, na, nv, a)
-            for blk in self.shared:
-                x = blk(x, context_mask=mask)
-            a, v = x[:, :na], x[:, na:]
-        elif p == "hierarchical_multi_single":
-            for blk_a, blk_v in zip(self.audio_blocks, self.visual_blocks):
-                a, v = blk_a(a, context_mask=audio_mask), blk_v(v, context_mask=visual_mask)
-            x = torch.cat([a, v], dim=1)
-            mask = _cat_masks(audio_mask, visual_mask, na, nv, a)
-            for blk in self.shared:
-                x = blk(x, context_mask=mask)
-            a, v = x[:, :na], x[:, na:]
-        elif p == "hierarchical_single_multi":
-            x = torch.cat([a, v], dim=1)
-            mask = _cat_masks(audio_mask, visual_mask, na, nv, a)
-            for blk in self.shared:
-                x = blk(x, context_mask=mask)
-            a, v = x[:, :na], x[:, na:]
-            for blk_a, blk_v in zip(self.audio_blocks, self.visual_blocks):
-                a, v = blk_a(a, context_mask=audio_mask), blk_v(v, context_mask=visual_mask)
+            a, v = self._joint(a, v, audio_mask, visual_mask)
+        elif p == "hierarchical_multi_single":  # modality-specific blocks, then shared ones
+            a, v = self._separate(a, v, audio_mask, visual_mask)
+            a, v = self._joint(a, v, audio_mask, visual_mask)
+        elif p == "hierarchical_single_multi":  # shared blocks, then modality-specific ones
+            a, v = self._joint(a, v, audio_mask, visual_mask)
+            a, v = self._separate(a, v, audio_mask, visual_mask)
         elif p == "cross_attention":
             for blk_a, blk_v in zip(self.audio_blocks, self.visual_blocks):
                 a, v = blk_a(a, v, visual_mask), blk_v(v, a, audio_mask)
@@ -235,6 +216,21 @@ class FusionTransformer(nn.Module):
         if self.output == "pooled":
             return pooled
         return FusionOutput(torch.cat([a, v], dim=1), a, v, pooled)
+
+    def _joint(self, a: Tensor, v: Tensor, a_mask: Tensor | None, v_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The shared blocks over the joint sequence ``[a ; v]`` (concatenated tokens), split back."""
+        na = a.shape[1]
+        x = torch.cat([a, v], dim=1)
+        mask = _cat_masks(a_mask, v_mask, na, v.shape[1], a)
+        for blk in self.shared:
+            x = blk(x, context_mask=mask)
+        return x[:, :na], x[:, na:]
+
+    def _separate(self, a: Tensor, v: Tensor, a_mask: Tensor | None, v_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The modality-specific blocks: each stream attends within itself."""
+        for blk_a, blk_v in zip(self.audio_blocks, self.visual_blocks):
+            a, v = blk_a(a, context_mask=a_mask), blk_v(v, context_mask=v_mask)
+        return a, v
 
     def _early_sum(self, a: Tensor, v: Tensor, a_mask: Tensor | None, v_mask: Tensor | None) -> FusionOutput:
         if a.shape[1] != v.shape[1]:

@@ -108,22 +108,31 @@ class _FeedForward(nn.Module):
         return self.norm(x + self.dropout2(self.linear2(self.dropout(F.relu(self.linear1(x))))))
 
 
-class TemporalEncoderLayer(nn.Module):
+class _PostNormLayer(nn.Module):
+    """What the encoder and decoder layers share: ``x = norm1(x + attended); x = norm2(x + FFN(x))``."""
+
+    def __init__(self, dim: int, ffn_dim: int, dropout: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.dropout1 = nn.Dropout(dropout)
+        self.ffn = _FeedForward(dim, ffn_dim, dropout)
+
+    def add_norm_ffn(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        return self.ffn(self.norm1(x + self.dropout1(attended)))
+
+
+class TemporalEncoderLayer(_PostNormLayer):
     """Post-norm self-attention layer: ``x = norm1(x + MHA(x,x,x)); x = norm2(x + FFN(x))``.
 
     Input and output (B, T, D).
     """
 
     def __init__(self, dim: int, num_heads: int, ffn_dim: int, dropout: float = 0.1, attn_impl: str = "fused"):
-        super().__init__()
+        super().__init__(dim, ffn_dim, dropout)
         self.self_attn = MultiheadAttention(dim, num_heads, dropout, attn_impl)
-        self.norm1 = nn.LayerNorm(dim)
-        self.dropout1 = nn.Dropout(dropout)
-        self.ffn = _FeedForward(dim, ffn_dim, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x)))
-        return self.ffn(x)
+        return self.add_norm_ffn(x, self.self_attn(x, x, x))
 
 
 class TemporalEncoder(nn.Module):
@@ -147,7 +156,7 @@ class TemporalEncoder(nn.Module):
         return x
 
 
-class CrossModalDecoderLayer(nn.Module):
+class CrossModalDecoderLayer(_PostNormLayer):
     """Cross-attention of the query over ``[memory ; query]`` (time-concatenated), then FFN.
 
     ``q = norm1(q + MHA(q, [m; q], [m; q])); q = norm2(q + FFN(q))``. ``query`` (B, T, D),
@@ -155,16 +164,12 @@ class CrossModalDecoderLayer(nn.Module):
     """
 
     def __init__(self, dim: int, num_heads: int, ffn_dim: int, dropout: float = 0.1, attn_impl: str = "fused"):
-        super().__init__()
+        super().__init__(dim, ffn_dim, dropout)
         self.cross_attn = MultiheadAttention(dim, num_heads, dropout, attn_impl)
-        self.norm1 = nn.LayerNorm(dim)
-        self.dropout1 = nn.Dropout(dropout)
-        self.ffn = _FeedForward(dim, ffn_dim, dropout)
 
     def forward(self, query: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         kv = torch.cat([memory, query], dim=1)
-        query = self.norm1(query + self.dropout1(self.cross_attn(query, kv, kv)))
-        return self.ffn(query)
+        return self.add_norm_ffn(query, self.cross_attn(query, kv, kv))
 
 
 class CrossModalDecoder(nn.Module):

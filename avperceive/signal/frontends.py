@@ -72,9 +72,9 @@ class HTSATFrontend(nn.Module):
     def __init__(
         self,
         sample_rate: int = 32000,
-        n_fft: int = 1024, hop_length: int = 320, pad_mode: str = "reflect",  # STFT
-        n_mels: int = 64, fmin: float = 50.0, fmax: float = 14000.0, htk: bool = False,  # mel filterbank
-        amin: float = 1e-10,
+        n_fft: int = 1024, hop_length: int = 320,
+        n_mels: int = 64, fmin: float = 50.0, fmax: float = 14000.0,
+        pad_mode: str = "reflect", htk: bool = False, amin: float = 1e-10,
     ):
         super().__init__()
         self.sample_rate, self.n_fft, self.hop_length = sample_rate, n_fft, hop_length
