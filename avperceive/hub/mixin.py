@@ -198,25 +198,14 @@ class PretrainedMixin:
         return out
 
     @classmethod
-    def from_pretrained(
-        cls,
-        pretrained: str | Path,
-        *,
-        revision: str | None = None,
-        cache_dir: str | Path | None = None,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
-        sha256: str | None = None,
-    ):
+    def from_pretrained(cls, pretrained: str | Path, **hub_kwargs: Any):
         """Build the model from a folder or Hub repo holding ``config.json`` + ``model.safetensors``.
 
         Args:
             pretrained: folder, ``"local-dir:/path"``, ``"hf-hub:org/repo[@rev]"`` or ``"org/repo"``.
-            revision: Hub commit / branch / tag (pin a commit for reproducible loads).
-            cache_dir: Hub cache folder (default ``HF_HUB_CACHE``).
-            local_files_only: never use the network (``HF_HUB_OFFLINE=1`` does the same).
-            token: Hub token for private or gated repos.
-            sha256: expected sha256 of ``model.safetensors``, checked when given.
+            **hub_kwargs: ``revision`` (pin a commit for reproducible loads), ``cache_dir``,
+                ``local_files_only``, ``token``, ``sha256``: see
+                :func:`~avperceive.hub.download.resolve_checkpoint`.
 
         Returns:
             the model in ``eval()`` mode, weights loaded strictly.
@@ -227,14 +216,7 @@ class PretrainedMixin:
         """
         from .download import resolve_checkpoint
 
-        resolved = resolve_checkpoint(
-            pretrained,
-            revision=revision,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-            token=token,
-            sha256=sha256,
-        )
+        resolved = resolve_checkpoint(pretrained, **hub_kwargs)
         if resolved.config is None:
             raise CheckpointError(f"{pretrained}: no {CONFIG_NAME} (expected config.json + model.safetensors)")
         cfg = read_config(resolved.config)

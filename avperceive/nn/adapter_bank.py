@@ -114,11 +114,8 @@ class AdapterBank(nn.Module):
         video_tokens: list[int],
         audio_tokens: list[int],
         *,
-        num_latents: int = 32,
-        reduction: int = 8,
-        groups: int = 2,
-        attn_impl: AttnImpl = "fused",
-        fold_bn: bool = True,
+        num_latents: int = 32, reduction: int = 8, groups: int = 2,
+        attn_impl: AttnImpl = "fused", fold_bn: bool = True,
     ) -> AdapterBank:
         """DG-SCT bank from per-layer lists (video width, audio width, video tokens, audio tokens)."""
         sizes = {len(video_dims), len(audio_dims), len(video_tokens), len(audio_tokens)}
@@ -144,12 +141,8 @@ class AdapterBank(nn.Module):
         cls,
         dims: list[int],
         *,
-        num_latents: int = 2,
-        reduction: int = 8,
-        groups: int = 2,
-        latent_init: str = "uniform",
-        attn_impl: AttnImpl = "fused",
-        fold_bn: bool = True,
+        num_latents: int = 2, reduction: int = 8, groups: int = 2, latent_init: str = "uniform",
+        attn_impl: AttnImpl = "fused", fold_bn: bool = True,
     ) -> AdapterBank:
         """LAVisH bank: one width per adapted block (Swin-V2-L: ``[192]*2 + [384]*2 + [768]*18 + [1536]*2``)."""
         layers = [{"dim": int(d)} for d in dims]

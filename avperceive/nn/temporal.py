@@ -135,6 +135,11 @@ class TemporalEncoderLayer(_PostNormLayer):
         return self.add_norm_ffn(x, self.self_attn(x, x, x))
 
 
+def _stack(layer_cls: type[nn.Module], num_layers: int, *layer_args) -> nn.ModuleList:
+    """``num_layers`` fresh ``layer_cls(*layer_args)``."""
+    return nn.ModuleList(layer_cls(*layer_args) for _ in range(num_layers))
+
+
 class TemporalEncoder(nn.Module):
     """``input_proj`` (Linear in -> D) then ``num_layers`` :class:`TemporalEncoderLayer`.
 
@@ -145,9 +150,7 @@ class TemporalEncoder(nn.Module):
                  dropout: float = 0.1, attn_impl: str = "fused"):
         super().__init__()
         self.input_proj = nn.Linear(in_dim, dim)
-        self.layers = nn.ModuleList(
-            TemporalEncoderLayer(dim, num_heads, ffn_dim, dropout, attn_impl) for _ in range(num_layers)
-        )
+        self.layers = _stack(TemporalEncoderLayer, num_layers, dim, num_heads, ffn_dim, dropout, attn_impl)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_proj(x)
@@ -182,9 +185,7 @@ class CrossModalDecoder(nn.Module):
                  dropout: float = 0.1, attn_impl: str = "fused"):
         super().__init__()
         self.input_proj = nn.Linear(in_dim, dim)
-        self.layers = nn.ModuleList(
-            CrossModalDecoderLayer(dim, num_heads, ffn_dim, dropout, attn_impl) for _ in range(num_layers)
-        )
+        self.layers = _stack(CrossModalDecoderLayer, num_layers, dim, num_heads, ffn_dim, dropout, attn_impl)
 
     def forward(self, query: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         query = self.input_proj(query)

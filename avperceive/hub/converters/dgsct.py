@@ -232,10 +232,21 @@ def _add_adapters(sd, single_adapter_fn, out: dict[str, torch.Tensor], dropped: 
     return {} if lat is None else {"num_latents": int(lat.shape[0])}
 
 
-def _check_consumed(sd, out_prefixes: tuple[str, ...], what: str) -> None:
-    unknown = sorted(k for k in sd if not k.startswith(out_prefixes))
+def _swin_and_adapters(sd, what: str, other_prefixes: tuple[str, ...], swin_dst: str, single_adapter_fn):
+    """What converting a whole DG-SCT / LAVisH model starts with: the wrapper prefix stripped, every key
+    under ``swin.``, an adapter family or one of ``other_prefixes`` (else :class:`CheckpointError`), the
+    Swin-V2 backbone moved under ``swin_dst`` and the four adapter families converted.
+
+    Returns ``(stripped state dict, out, dropped, adapter settings)``; the caller adds the rest.
+    """
+    sd = strip_wrapper_prefix(sd)
+    allowed = ("swin.", "adapter_token_downsampler.", *_FAMILY_RENAME, *other_prefixes)
+    unknown = sorted(k for k in sd if not k.startswith(allowed))
     if unknown:
         raise CheckpointError(f"unknown keys in the {what} checkpoint", unexpected=unknown)
+    out, dropped = _swin_backbone(sd, swin_dst)
+    cfg = _add_adapters(sd, single_adapter_fn, out, dropped)
+    return sd, out, dropped, cfg
 
 
 @register_converter(
@@ -247,11 +258,9 @@ def convert_lavish_ave(sd: dict[str, torch.Tensor]) -> ConvertedCheckpoint:
     """LAVisH AVE state dict (``swin.*``, 4 x 24 adapters, ``mlp_class*``) -> ``LAVisH``."""
     from .adapters import convert_lavish_adapter_state_dict
 
-    sd = strip_wrapper_prefix(sd)
-    allowed = ("swin.", "mlp_class.", "mlp_class_2.", "adapter_token_downsampler.", *_FAMILY_RENAME)
-    _check_consumed(sd, allowed, "LAVisH")
-    out, dropped = _swin_backbone(sd, "backbone.")
-    cfg = _add_adapters(sd, convert_lavish_adapter_state_dict, out, dropped)
+    sd, out, dropped, cfg = _swin_and_adapters(
+        sd, "LAVisH", ("mlp_class.", "mlp_class_2."), "backbone.", convert_lavish_adapter_state_dict
+    )
     for ref, ours in (("mlp_class.", "head.0."), ("mlp_class_2.", "head.1.")):
         for k, v in sd.items():
             if k.startswith(ref):
@@ -271,15 +280,12 @@ def convert_dgsct_ave(sd: dict[str, torch.Tensor]) -> ConvertedCheckpoint:
     from .adapters import convert_dgsct_adapter_state_dict
     from .htsat import convert_htsat_with
 
-    sd = strip_wrapper_prefix(sd)
-    _check_consumed(
-        sd, ("swin.", "htsat.", "temporal_attn.", "CMBS.", "adapter_token_downsampler.", *_FAMILY_RENAME), "DG-SCT"
+    sd, out, dropped, cfg = _swin_and_adapters(
+        sd, "DG-SCT", ("htsat.", "temporal_attn.", "CMBS."), "video_backbone.", convert_dgsct_adapter_state_dict
     )
-    out, dropped = _swin_backbone(sd, "video_backbone.")
     audio = convert_htsat_with({k: v for k, v in sd.items() if k.startswith("htsat.")})
     out.update({"audio_backbone." + k: v for k, v in audio.state_dict.items()})
     dropped.update(_under("htsat.", audio.dropped))
-    cfg = _add_adapters(sd, convert_dgsct_adapter_state_dict, out, dropped)
     for convert_group in (convert_temporal_attn, convert_cmbs_head):
         group, dropped_group = convert_group(sd)
         out.update(group)
