@@ -124,6 +124,27 @@ def pretrained_cfg_of(cfg: dict[str, Any], config_path: str | Path):
         raise ConfigError(f"{config_path}: {err}") from err
 
 
+def resolve_config_of(cls: type, source: str | Path, *, hint: str = "", **hub_kwargs: Any):
+    """``source`` resolved (:func:`~avperceive.hub.download.resolve_checkpoint`) and its ``config.json`` read.
+
+    Returns ``(ResolvedCheckpoint, config dict)``.
+
+    Raises:
+        CheckpointError: no ``config.json``, or one that records another class than ``cls``
+            (the message ends with ``hint``).
+    """
+    from .download import resolve_checkpoint
+
+    resolved = resolve_checkpoint(source, **hub_kwargs)
+    if resolved.config is None:
+        raise CheckpointError(f"{source}: no {CONFIG_NAME} (expected config.json + model.safetensors)")
+    cfg = read_config(resolved.config)
+    recorded = str(cfg.get("model_class", ""))
+    if recorded and recorded.rsplit(".", 1)[-1] != cls.__qualname__.rsplit(".", 1)[-1]:
+        raise CheckpointError(f"{resolved.config}: holds a {recorded}, not a {cls.__qualname__}{hint}")
+    return resolved, cfg
+
+
 def constructor_args(cfg: dict[str, Any]) -> dict[str, Any]:
     """The constructor arguments of a ``config.json`` (metadata keys removed)."""
     return {k: v for k, v in cfg.items() if k not in META_KEYS}
@@ -214,18 +235,8 @@ class PretrainedMixin:
             CheckpointError: missing / unexpected keys, shape mismatches, a config of another
                 class, a legacy ``.pt``/``.ckpt`` file (use ``avperceive convert``), an offline miss.
         """
-        from .download import resolve_checkpoint
-
-        resolved = resolve_checkpoint(pretrained, **hub_kwargs)
-        if resolved.config is None:
-            raise CheckpointError(f"{pretrained}: no {CONFIG_NAME} (expected config.json + model.safetensors)")
-        cfg = read_config(resolved.config)
-        recorded = str(cfg.get("model_class", ""))
-        if recorded and recorded.rsplit(".", 1)[-1] != cls.__qualname__.rsplit(".", 1)[-1]:
-            raise CheckpointError(
-                f"{resolved.config}: holds a {recorded}, not a {cls.__qualname__} "
-                "(use avperceive.create_model(source) to build whatever a folder holds)"
-            )
+        hint = " (use avperceive.create_model(source) to build whatever a folder holds)"
+        resolved, cfg = resolve_config_of(cls, pretrained, hint=hint, **hub_kwargs)
         pcfg = pretrained_cfg_of(cfg, resolved.config)
         model = build_from_config(cls, constructor_args(cfg), config_path=resolved.config, what=cls.__qualname__)
         arch = cfg.get("architecture")

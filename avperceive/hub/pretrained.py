@@ -18,7 +18,7 @@ from ..errors import CheckpointError
 from ..state_dict import load_state_dict_strict
 from .convert import _CONVERTERS, _import_converters
 from .download import ResolvedCheckpoint, parse_hub_source, resolve_checkpoint
-from .mixin import build_from_config, constructor_args, load_weights, pretrained_cfg_of, read_config
+from .mixin import build_from_config, constructor_args, load_weights, pretrained_cfg_of, read_config, resolve_config_of
 from .pretrained_cfg import PretrainedCfg
 
 __all__ = ["load_pretrained_into", "load_pretrained_module", "no_published_weights_message"]
@@ -160,13 +160,7 @@ def load_pretrained_module(cls: type[torch.nn.Module], source: str | Path, **hub
         source: folder, ``"local-dir:/path"`` or ``"hf-hub:org/repo[@rev]"``.
         **hub_kwargs: ``revision``, ``cache_dir``, ``local_files_only``, ``token``, ``sha256``.
     """
-    resolved = resolve_checkpoint(source, **hub_kwargs)
-    if resolved.config is None:
-        raise CheckpointError(f"{source}: no config.json (expected config.json + model.safetensors)")
-    cfg = read_config(resolved.config)
-    recorded = str(cfg.get("model_class", ""))
-    if recorded and recorded.rsplit(".", 1)[-1] != cls.__qualname__.rsplit(".", 1)[-1]:
-        raise CheckpointError(f"{resolved.config}: holds a {recorded}, not a {cls.__qualname__}")
+    resolved, cfg = resolve_config_of(cls, source, **hub_kwargs)
     module = build_from_config(cls, constructor_args(cfg), config_path=resolved.config, what=cls.__qualname__)
     load_state_dict_strict(module, load_weights(resolved.weights), source=str(resolved.weights))
     return module.eval()
