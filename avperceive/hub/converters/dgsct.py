@@ -31,6 +31,9 @@ import torch
 from ...errors import CheckpointError
 from ...state_dict import strip_prefix
 from ..convert import ConvertedCheckpoint, register_converter
+from .adapters import convert_dgsct_adapter_state_dict, convert_lavish_adapter_state_dict
+from .htsat import convert_htsat_with
+from .swinv2 import convert_swinv2_timm
 
 __all__ = [
     "convert_temporal_attn",
@@ -207,8 +210,6 @@ def _under(prefix: str, dropped: dict[str, str]) -> dict[str, str]:
 
 
 def _swin_backbone(sd: dict[str, torch.Tensor], dst_prefix: str):
-    from .swinv2 import convert_swinv2_timm
-
     conv = convert_swinv2_timm({k: v for k, v in sd.items() if k.startswith("swin.")})
     out: dict[str, torch.Tensor] = {}
     dropped = _under("swin.", conv.dropped)
@@ -256,8 +257,6 @@ def _swin_and_adapters(sd, what: str, other_prefixes: tuple[str, ...], swin_dst:
 )
 def convert_lavish_ave(sd: dict[str, torch.Tensor]) -> ConvertedCheckpoint:
     """LAVisH AVE state dict (``swin.*``, 4 x 24 adapters, ``mlp_class*``) -> ``LAVisH``."""
-    from .adapters import convert_lavish_adapter_state_dict
-
     sd, out, dropped, cfg = _swin_and_adapters(
         sd, "LAVisH", ("mlp_class.", "mlp_class_2."), "backbone.", convert_lavish_adapter_state_dict
     )
@@ -277,9 +276,6 @@ def convert_lavish_ave(sd: dict[str, torch.Tensor]) -> ConvertedCheckpoint:
 )
 def convert_dgsct_ave(sd: dict[str, torch.Tensor]) -> ConvertedCheckpoint:
     """Official DG-SCT AVE checkpoint (``best_82.18.pt``) -> ``DGSCT`` (``dgsct-ave``)."""
-    from .adapters import convert_dgsct_adapter_state_dict
-    from .htsat import convert_htsat_with
-
     sd, out, dropped, cfg = _swin_and_adapters(
         sd, "DG-SCT", ("htsat.", "temporal_attn.", "CMBS."), "video_backbone.", convert_dgsct_adapter_state_dict
     )
