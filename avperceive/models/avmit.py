@@ -21,8 +21,7 @@ from einops import rearrange
 from torch import nn
 
 from ..errors import ConfigError
-from .embedding_sequence import EMBEDDING_DIMS, EmbeddingSequenceModel, embedding_input_cfg
-from .registry import PretrainedCfg, register_config
+from .embedding_sequence import EMBEDDING_DIMS, EmbeddingSequenceModel, register_embedding_model
 from .trainable import count_trainable
 
 __all__ = [
@@ -158,35 +157,22 @@ def _register_paper_models() -> None:
         cfg = dict(audio_dim=a_dim, visual_dim=v_dim, rnn=kind, keras_compatible=True)
         cfg.update({k: v for k, v in hp.items() if k != "params"})
         notes = f"Table 5 configuration ({hp['params']:,} trainable parameters, Keras convention); random weights."
-        register_config(
-            f"avmit-{kind}-{emb}",
-            AVMITClassifier,
+        register_embedding_model(
+            f"avmit-{kind}-{emb}", AVMITClassifier,
             f"AVMIT {kind.upper()} classifier on {emb} embeddings, Table 5 hyperparameters.",
-            {"untrained": PretrainedCfg(paper=_PAPER, input=_input_cfg(emb), label_names=AVMIT_LABELS, notes=notes)},
-            **cfg,
+            emb, paper=_PAPER, label_names=AVMIT_LABELS, notes=notes, **cfg,
         )
 
 
 def _register_tiny_models() -> None:
     for kind in _RNNS:
-        register_config(
-            f"avmit-{kind}-tiny",
-            AVMITClassifier,
+        register_embedding_model(
+            f"avmit-{kind}-tiny", AVMITClassifier,
             f"AVMIT {kind.upper()} classifier on tiny 16-d / 24-d embeddings (8 units, bottleneck 8).",
-            {
-                "untrained": PretrainedCfg(
-                    paper=_PAPER,
-                    input={**_input_cfg("vggish-vgg16"), "embeddings": "synthetic-16-24"},
-                    label_names=AVMIT_LABELS,
-                    notes="Tiny AVMIT classifier (audio 16-d, visual 24-d embeddings) for tests and examples.",
-                )
-            },
+            "vggish-vgg16", recorded_embeddings="synthetic-16-24", paper=_PAPER, label_names=AVMIT_LABELS,
+            notes="Tiny AVMIT classifier (audio 16-d, visual 24-d embeddings) for tests and examples.",
             audio_dim=16, visual_dim=24, rnn=kind, rnn_units=8, bottleneck=8, activation="relu", dropout=0.1,
         )
-
-
-def _input_cfg(embeddings: str) -> dict:
-    return embedding_input_cfg("clip-classification", embeddings)
 
 
 _register_paper_models()

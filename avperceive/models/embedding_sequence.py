@@ -17,8 +17,9 @@ from torch import nn
 
 from ..hub.mixin import PretrainedMixin
 from .contract import AVModel
+from .registry import PretrainedCfg, register_config
 
-__all__ = ["EMBEDDING_DIMS", "EmbeddingSequenceModel", "embedding_input_cfg"]
+__all__ = ["EMBEDDING_DIMS", "EmbeddingSequenceModel", "embedding_input_cfg", "register_embedding_model"]
 
 #: (audio_dim, visual_dim) of the two released embedding sets.
 EMBEDDING_DIMS = {"yamnet-effnetb0": (1024, 1280), "vggish-vgg16": (128, 512)}
@@ -66,3 +67,20 @@ def embedding_input_cfg(task: str, embeddings: str) -> dict[str, Any]:
         "audio_frontend": embeddings.split("-")[0],
         "embeddings": embeddings,
     }
+
+
+def register_embedding_model(
+    name: str, cls: type[AVModel], doc: str, embeddings: str, *, paper: str, label_names: list[str], notes: str,
+    recorded_embeddings: str | None = None, **config: Any,
+):
+    """Register ``cls(**config)`` as ``name`` with one ``"untrained"`` weight set on ``embeddings``.
+
+    Its input section is :func:`embedding_input_cfg` of ``cls.task`` and ``embeddings``; with
+    ``recorded_embeddings`` the section records that name instead (synthetic embeddings that keep
+    the timing of ``embeddings``). Returns the builder (see :func:`avperceive.registry.register_config`).
+    """
+    input_cfg = embedding_input_cfg(cls.task, embeddings)
+    if recorded_embeddings is not None:
+        input_cfg["embeddings"] = recorded_embeddings
+    weights = PretrainedCfg(paper=paper, input=input_cfg, label_names=label_names, notes=notes)
+    return register_config(name, cls, doc, {"untrained": weights}, **config)

@@ -26,8 +26,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .avmit import KerasRNN
-from .embedding_sequence import EMBEDDING_DIMS, EmbeddingSequenceModel, embedding_input_cfg
-from .registry import PretrainedCfg, register_config, register_model
+from .embedding_sequence import EMBEDDING_DIMS, EmbeddingSequenceModel, register_embedding_model
 
 __all__ = ["SAVCModel", "savc_pairs", "SAVC_LABELS", "SAVC_PARAMS"]
 
@@ -148,34 +147,19 @@ def _register() -> None:
     for (emb, kind), params in SAVC_PARAMS.items():
         a_dim, v_dim = EMBEDDING_DIMS[emb]
         notes = f"{params:,} trainable parameters (Keras convention); random weights."
-        register_config(
-            f"savc-{kind}-{emb}",
-            SAVCModel,
+        register_embedding_model(
+            f"savc-{kind}-{emb}", SAVCModel,
             f"SAVC {kind.upper()} on {emb} embeddings (128-128 per modality, 256 units, dropout 0.1).",
-            {"untrained": PretrainedCfg(paper=_PAPER, input=_input_cfg(emb), label_names=SAVC_LABELS, notes=notes)},
+            emb, paper=_PAPER, label_names=SAVC_LABELS, notes=notes,
             audio_dim=a_dim, visual_dim=v_dim, rnn=kind, keras_compatible=True,
         )
 
 
-def _input_cfg(embeddings: str) -> dict:
-    return embedding_input_cfg("av-correspondence", embeddings)
-
-
 _register()
 
-
-@register_model(
-    "savc-tiny",
-    pretrained_cfgs={
-        "untrained": PretrainedCfg(
-            paper=_PAPER,
-            input={**_input_cfg("vggish-vgg16"), "embeddings": "synthetic-16-24"},
-            label_names=SAVC_LABELS,
-            notes="Tiny SAVC model (16-d / 24-d embeddings, hidden 8, GRU 8) for tests and examples.",
-        )
-    },
+savc_tiny = register_embedding_model(
+    "savc-tiny", SAVCModel, "SAVC on tiny 16-d / 24-d embeddings (hidden 8, GRU with 8 units).",
+    "vggish-vgg16", recorded_embeddings="synthetic-16-24", paper=_PAPER, label_names=SAVC_LABELS,
+    notes="Tiny SAVC model (16-d / 24-d embeddings, hidden 8, GRU 8) for tests and examples.",
+    audio_dim=16, visual_dim=24, hidden=8, rnn="gru", rnn_units=8, dropout=0.1,
 )
-def savc_tiny(**overrides) -> SAVCModel:
-    """SAVC on tiny 16-d / 24-d embeddings (hidden 8, GRU with 8 units)."""
-    cfg = dict(audio_dim=16, visual_dim=24, hidden=8, rnn="gru", rnn_units=8, dropout=0.1)
-    return SAVCModel(**{**cfg, **overrides})
