@@ -339,14 +339,10 @@ def _instant_moments(a: torch.Tensor, v: torch.Tensor, start: float, lag_s: floa
 def describe(
     path_or_clip: str | os.PathLike | AVClip,
     *,
-    start: float = 0.0,
-    duration: float | None = None,
-    max_fps: float = 30.0,
-    analysis_size: int = 64,
-    min_flux_db: float = 1.0,
-    active_db: float = 20.0,
-    max_lag_s: float = 0.5,
-    smooth_s: float = 0.02,
+    start: float = 0.0, duration: float | None = None,  # the window (files only)
+    max_fps: float = 30.0, analysis_size: int = 64,  # video decoding
+    min_flux_db: float = 1.0, active_db: float = 20.0,  # onsets, sounding
+    max_lag_s: float = 0.5, smooth_s: float = 0.02,  # audio-video sync
 ) -> Description:
     """Describe a clip in Schaeffer's and the event-specific layers' terms, without weights.
 

@@ -546,15 +546,7 @@ def load_clip(
         audio_t = zero_modality("audio", channels=channels, samples=int(round(duration * rate)))
 
     return AVClip(
-        video=video_t,
-        frame_times=times_t,
-        audio=audio_t,
-        sample_rate=int(rate),
-        fps=float(frames_fps),
-        duration=float(duration),
-        has_video=has_video,
-        has_audio=has_audio,
-        path=path,
-        start=float(start),
-        info=info,
+        video=video_t, frame_times=times_t, fps=float(frames_fps), has_video=has_video,
+        audio=audio_t, sample_rate=int(rate), has_audio=has_audio,
+        duration=float(duration), start=float(start), path=path, info=info,
     )

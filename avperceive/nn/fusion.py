@@ -117,13 +117,10 @@ def onset_step_mask(onset_mask: Tensor | None, valid: Tensor) -> Tensor:
 
 
 def event_specific_pool(
-    z_v: Tensor,
-    z_a: Tensor,
-    onset_mask: Tensor | None = None,
-    padding_mask: Tensor | None = None,
+    z_v: Tensor, z_a: Tensor,
+    onset_mask: Tensor | None = None, padding_mask: Tensor | None = None,
     *,
-    k: int = 10,
-    layers: Sequence[str] = EVENT_LAYERS,
+    k: int = 10, layers: Sequence[str] = EVENT_LAYERS,
 ) -> dict[str, Tensor]:
     """Pooled feature of every layer, all layers in one batched masked mean.
 
@@ -163,13 +160,10 @@ def event_specific_pool(
 
 
 def event_specific_pool_reference(
-    z_v: Tensor,
-    z_a: Tensor,
-    onset_mask: Tensor | None = None,
-    padding_mask: Tensor | None = None,
+    z_v: Tensor, z_a: Tensor,
+    onset_mask: Tensor | None = None, padding_mask: Tensor | None = None,
     *,
-    k: int = 10,
-    layers: Sequence[str] = EVENT_LAYERS,
+    k: int = 10, layers: Sequence[str] = EVENT_LAYERS,
 ) -> dict[str, Tensor]:
     """Eqs 1-3 written plainly, one clip at a time (the readable specification; slow).
 
