@@ -13,8 +13,12 @@ Synthetic smoke run (impulsive / sustained / iterative clips, a micro DG-SCT wit
 
     python examples/finetune_soundactions.py --synthetic 24 --model micro --folds 3 --out /tmp/ft
 
-It prints the Table 3 layout; measured on a 2-core x86-64 CPU shared with other jobs: mean validation
-accuracy 0.88 (av), 0.62 (a), 0.46 (v) against chance 0.33, in MEASURED.
+It prints the Table 3 layout. Measured on a 2-core x86-64 CPU shared with other jobs, with
+``OMP_NUM_THREADS=1``: 16.0 s user + 0.3 s sys CPU (53 s wall on the busy machine); mean validation
+accuracy over the 3 folds 0.88 (av), 0.62 (a only), 0.46 (v only) against chance 0.33 (``--seed 1``:
+0.92 / 0.54 / 0.50, ``--seed 2``: 0.83 / 0.67 / 0.46). On a machine whose cores are busy, set
+``OMP_NUM_THREADS=1``: torch's default of one thread per core spin-waits and took more than 5 times
+the CPU time for the same work here.
 
 With ``--synthetic`` the head has 3 classes (the generated clips have no "Unknown"; a 4th class that
 never occurs in training starts as the argmax of every clip under a random head, which is what made
@@ -88,7 +92,8 @@ def build_model(name: str, checkpoint: str | None) -> DGSCT:
     return create_model(name)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line arguments, with the unset training settings filled from the paper's or the synthetic defaults."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--root", help="SoundActions folder (labels + video-HD/)")
@@ -109,7 +114,20 @@ def main(argv: list[str] | None = None) -> dict:
     for key, value in (SYNTHETIC_DEFAULTS if args.synthetic else PAPER_DEFAULTS).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    return args
 
+
+def training_setup(args: argparse.Namespace) -> tuple[FinetuneConfig, int]:
+    """The :class:`FinetuneConfig` and the number of head classes of a run."""
+    cfg = FinetuneConfig(
+        range=args.range, modality=args.modality, lr=args.lr, max_epochs=args.epochs, batch_size=args.batch_size,
+        accumulation=args.accumulation, seed=args.seed,
+    )
+    return cfg, SYNTHETIC_CLASSES if args.synthetic else PAPER_CLASSES
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     device = torch.device("cpu")
@@ -131,14 +149,10 @@ def main(argv: list[str] | None = None) -> dict:
 
         data = SoundActions(args.root, label=args.label)
         targets = data.targets()
-    num_classes = SYNTHETIC_CLASSES if args.synthetic else PAPER_CLASSES
+    cfg, num_classes = training_setup(args)
     replace_head(model, num_classes=num_classes, seed=args.seed)
     model.to(device)
     folds = stratified_kfold(targets, args.folds, seed=42)
-    cfg = FinetuneConfig(
-        range=args.range, modality=args.modality, lr=args.lr, max_epochs=args.epochs, batch_size=args.batch_size,
-        accumulation=args.accumulation, seed=args.seed,
-    )
     cv = cross_validate(model, data, folds, cfg, log=print if rank == 0 else None)
     summary = cv.as_dict()
     if rank == 0:
