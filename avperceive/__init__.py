@@ -12,9 +12,9 @@ The public API (see ``docs/index.md``)::
 from . import errors, hub
 from .analysis.describe import Description, describe
 from .errors import CheckpointError, ConfigError, MediaError
+from .inference import Prediction, predict
 from .io import AVClip, load_clip
 from .models import create_model, list_models, register_model
-from .predict import Prediction, predict
 
 __version__ = "0.1.0"
 

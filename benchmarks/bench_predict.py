@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 import avperceive
+from avperceive.inference import PredictTimings, iter_predict
 from avperceive.io import AVClip, write_clip
-from avperceive.predict import PredictTimings, iter_predict
 
 
 def make_clip(seed: int, width: int, height: int, seconds: float = 10.0, fps: int = 25, sr: int = 48000) -> AVClip:

@@ -12,7 +12,7 @@ Every clip has two independent labels (all 2 × 3 combinations equally often):
   (:func:`avperceive.data.synthetic.make_clip`).
 
 1. a micro DG-SCT host (random weights) is trained on the source with the SoundActions recipe
-   (:func:`avperceive.models.finetune.finetune`, range ``all``): its adapters are the causal bank;
+   (:func:`avperceive.train.finetune.finetune`, range ``all``): its adapters are the causal bank;
 2. a copy gets a new 3-class head and is fine-tuned on the type (range ``all``; backbones and temporal
    module frozen, so both models share them): its adapters are the reduced bank;
 3. EoPMA mixes the banks; β ∈ {0, 0.1, …, 1} is swept on held-out clips for both tasks: the source
@@ -51,7 +51,7 @@ from avperceive.analysis.beta_plot import plot_beta_sweep
 from avperceive.data.synthetic import SOUND_TYPES, make_clip
 from avperceive.models.dgsct import DGSCT, IMAGENET_MEAN, IMAGENET_STD
 from avperceive.models.eopma import BetaSweep, PerceptionModeEnsemble, final_embedding_ensemble, sweep_beta
-from avperceive.models.finetune import FinetuneConfig, evaluate, finetune, replace_head
+from avperceive.train.finetune import FinetuneConfig, evaluate, finetune, replace_head
 
 SEGMENTS, SIZE, SEGMENT_SAMPLES = 4, 16, 2000
 SOURCES = ("yellow square, dark sound", "cyan square, bright sound")
@@ -68,7 +68,7 @@ MICRO = dict(
     num_latents=4, d_model=16, video_input_dim=16, audio_input_dim=8, ffn_dim=32,
 )
 #: Both trainings: 6 Adam steps per epoch on 24 clips (batch 4, no accumulation), lr 5e-3.
-TRAINING = dict(range="all", modality="av", val_modalities=("av",), lr=5e-3, batch_size=4, accumulation=1)
+TRAINING = dict(tuning_range="all", modality="av", val_modalities=("av",), lr=5e-3, batch_size=4, accumulation=1)
 BETAS = [round(0.1 * k, 1) for k in range(11)]
 
 

@@ -85,7 +85,7 @@ def main() -> None:
     onsets = torch.zeros(1, 20, dtype=torch.bool)
     onsets[0, ::5] = True
     with torch.no_grad():
-        out = model(video, wave, onsets)
+        out = model.forward_layers(video, wave, onsets)
     print("per-layer logits:", {k: tuple(v.shape) for k, v in out.items()}, "vote:", majority_vote(out).tolist())
     print("localisation maps:", tuple(model.localize(video, wave).shape))
 

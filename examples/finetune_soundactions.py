@@ -46,7 +46,7 @@ from avperceive.data.splits import stratified_kfold
 from avperceive.data.synthetic import SOUND_TYPES, make_clip
 from avperceive.models import create_model
 from avperceive.models.dgsct import DGSCT, IMAGENET_MEAN, IMAGENET_STD
-from avperceive.models.finetune import FinetuneConfig, cross_validate, replace_head
+from avperceive.train.finetune import FinetuneConfig, cross_validate, replace_head
 
 #: A DG-SCT small enough for CI (3 stages, width 16, 16-px frames, 4 one-second segments at 2 kHz).
 MICRO = dict(
@@ -120,7 +120,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def training_setup(args: argparse.Namespace) -> tuple[FinetuneConfig, int]:
     """The :class:`FinetuneConfig` and the number of head classes of a run."""
     cfg = FinetuneConfig(
-        range=args.range, modality=args.modality, lr=args.lr, max_epochs=args.epochs, batch_size=args.batch_size,
+        tuning_range=args.range, modality=args.modality, lr=args.lr, max_epochs=args.epochs, batch_size=args.batch_size,
         accumulation=args.accumulation, seed=args.seed,
     )
     return cfg, SYNTHETIC_CLASSES if args.synthetic else PAPER_CLASSES

@@ -53,13 +53,13 @@ def main():
         order = torch.randperm(len(train[2]), generator=g)
         for i in range(0, len(order), 16):  # batch 16, as in the paper
             idx = order[i : i + 16]
-            loss = torch.nn.functional.cross_entropy(model(train[0][idx], train[1][idx]), train[2][idx])
+            loss = torch.nn.functional.cross_entropy(model(train[1][idx], train[0][idx]), train[2][idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
         model.eval()
         with torch.no_grad():
-            logits = model(test[0], test[1])
+            logits = model(test[1], test[0])  # (video, audio)
         top1, top5 = topk_accuracy(logits, test[2], (1, 5))
         print(f"epoch {epoch + 1:2d}  loss {loss.item():.3f}  test top-1 {top1:.3f}  top-5 {top5:.3f}")
     print(f"trained in {time.perf_counter() - start:.1f} s")

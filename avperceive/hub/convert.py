@@ -184,22 +184,25 @@ def read_checkpoint(path: str | Path, *, progress: bool = False) -> dict[str, to
 
     Args:
         path: the checkpoint file.
-        progress: show a progress bar while reading (large files).
+        progress: show a ``tqdm`` progress bar (bytes, on stderr) while reading (large files).
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from .safetensors_file import read_safetensors
 
-        return load_file(str(path))
+        return read_safetensors(path)
     source: str | io.BytesIO = str(path)
     if progress:
-        from ..progress import ProgressBar
+        from tqdm.auto import tqdm
 
         size = path.stat().st_size
         buf = io.BytesIO()
-        with open(path, "rb") as fh, ProgressBar(total=size, desc=f"reading {path.name}", unit="B") as bar:
+        bar = tqdm(total=size, desc=f"reading {path.name}", unit="B", unit_scale=True, unit_divisor=1024)
+        with open(path, "rb") as fh, bar:
             while chunk := fh.read(1 << 22):
                 buf.write(chunk)
                 bar.update(len(chunk))

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 from einops import rearrange, reduce
 
-from ..errors import ConfigError
+from ..modality import MODALITY_STREAMS, check_modality
 
 __all__ = ["AVClip", "ClipSegments", "zero_missing_modality", "zero_modality"]
 
@@ -50,13 +50,11 @@ def zero_missing_modality(sample: dict[str, Any], modality: str) -> dict[str, An
         sample: a dict with ``"audio"`` and ``"video"`` tensors (any shapes).
         modality: ``"av"`` (both kept), ``"a"`` (video zeroed) or ``"v"`` (audio zeroed).
     """
-    if modality not in ("av", "a", "v"):
-        raise ConfigError(f"modality must be 'av', 'a' or 'v', got {modality!r}")
+    kept = MODALITY_STREAMS[check_modality(modality)]
     out = dict(sample)
-    if modality == "a" and out.get("video") is not None:
-        out["video"] = torch.zeros_like(out["video"])
-    if modality == "v" and out.get("audio") is not None:
-        out["audio"] = torch.zeros_like(out["audio"])
+    for stream in ("audio", "video"):
+        if stream not in kept and out.get(stream) is not None:
+            out[stream] = torch.zeros_like(out[stream])
     return out
 
 

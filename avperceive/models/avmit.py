@@ -22,6 +22,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..hub.mixin import PretrainedMixin
+from .contract import AVModel
 from .registry import PretrainedCfg, register_model
 
 __all__ = [
@@ -109,7 +110,7 @@ class KerasRNN(nn.Module):
         return out[:, -1]
 
 
-class AVMITClassifier(nn.Module, PretrainedMixin):
+class AVMITClassifier(AVModel, PretrainedMixin):
     """AVMIT squeeze-unit + RNN action classifier.
 
     Args:
@@ -119,9 +120,12 @@ class AVMITClassifier(nn.Module, PretrainedMixin):
         activation: ``"relu"`` or ``"swish"``; dropout: Keras input dropout of the RNN.
         keras_compatible: Keras parameterisation (see the module doc); Table 5 counts hold with it.
 
-    Forward: ``audio`` ``(B, T, audio_dim)``, ``visual`` ``(B, T, visual_dim)`` (the reference zero-pads
-    both to T = 7) -> logits ``(B, num_classes)``.
+    Forward: ``video`` ``(B, T, visual_dim)`` visual embeddings, ``audio`` ``(B, T, audio_dim)`` audio
+    embeddings (the reference zero-pads both to T = 7) -> logits ``(B, num_classes)``. Inputs are cast
+    to the parameters' dtype on entry.
     """
+
+    task = "clip-classification"
 
     def __init__(
         self,
@@ -142,13 +146,27 @@ class AVMITClassifier(nn.Module, PretrainedMixin):
         self.classifier = nn.Linear(rnn_units, num_classes)
         self.audio_dim, self.visual_dim = audio_dim, visual_dim
 
-    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """Squeeze units + RNN: the last hidden state ``(B, rnn_units)``."""
         if audio.dim() != 3 or audio.shape[-1] != self.audio_dim:
             raise ValueError(f"audio must be (B, T, {self.audio_dim}), got {tuple(audio.shape)}")
-        if visual.dim() != 3 or visual.shape[-1] != self.visual_dim or visual.shape[:2] != audio.shape[:2]:
-            raise ValueError(f"visual must be (B, T, {self.visual_dim}) with audio's B, T; got {tuple(visual.shape)}")
-        squeezed = torch.cat([self.audio_squeeze(audio), self.visual_squeeze(visual)], dim=-1)
-        return self.classifier(self.rnn(squeezed))
+        if video.dim() != 3 or video.shape[-1] != self.visual_dim or video.shape[:2] != audio.shape[:2]:
+            raise ValueError(f"video must be (B, T, {self.visual_dim}) with audio's B, T; got {tuple(video.shape)}")
+        video, audio = self.cast_inputs(video, audio)
+        squeezed = torch.cat([self.audio_squeeze(audio), self.visual_squeeze(video)], dim=-1)
+        return self.rnn(squeezed)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Dense layer: logits ``(B, num_classes)``."""
+        return self.classifier(features)
+
+    def forward(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, num_classes)`` from visual ``(B, T, visual_dim)`` and audio ``(B, T, audio_dim)`` embeddings."""
+        return self.forward_head(self.forward_features(video, audio))
+
+    def decide(self, outputs: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` class indices (argmax of the logits)."""
+        return outputs.argmax(dim=-1)
 
 
 def trainable_parameters(module: nn.Module) -> int:

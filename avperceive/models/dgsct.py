@@ -35,13 +35,14 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..backbones.htsat import HTSAT
-from ..backbones.swinv2 import SwinV2
+from ..backbones.swinv2 import IMAGENET_MEAN, IMAGENET_STD, SwinV2
 from ..errors import ConfigError
 from ..hub.mixin import PretrainedMixin
 from ..nn.adapter_bank import AdapterBank
-from ..nn.heads import CMBSHead, ave_decision
+from ..nn.heads import CMBSHead, ave_decision, ave_segment_probs
 from ..nn.temporal import TemporalAttention
-from .registry import PretrainedCfg, register_model
+from .contract import AVModel
+from .registry import PretrainedCfg, create_model, register_model
 from .segment_prediction import SegmentPredictionMixin
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "ResidualFn",
     "step_paired_layer",
     "pair_layers",
+    "build_backbone",
     "AVE_CATEGORIES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -62,8 +64,6 @@ AVE_CATEGORIES: tuple[str, ...] = (
     "Shofar", "Motorcycle", "Acoustic guitar", "Train horn", "Clock", "Banjo", "Goat", "Baby cry, infant cry", "Bus",
     "Chainsaw", "Cat", "Horse", "Toilet flush", "Rodents, rats, mice", "Accordion", "Mandolin",
 )
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: ``fn(i, position, modality, own, other) -> (residual, spatial_map | None)``; position "p1"/"p2",
 #: modality "audio"/"video". Lets a caller (e.g. an EoPMA ensemble) replace the adapters of a layer.
@@ -139,21 +139,35 @@ def step_paired_layer(
     return v, a, (map_v, map_a)
 
 
-def _build_backbone(kind: type, preset: str | dict) -> nn.Module:
-    if isinstance(preset, str):
-        return kind.from_preset(preset, num_classes=0) if kind is SwinV2 else kind.from_preset(preset)
-    return kind(**preset)
+def build_backbone(spec: str | dict, kind: type[nn.Module], role: str, **fixed) -> nn.Module:
+    """A backbone from its registry name (``create_model(spec, **fixed)``) or config (``kind(**spec, **fixed)``).
+
+    Args:
+        spec: registered name (``"swinv2_large_window12_192"``) or constructor keyword arguments.
+        kind: the class the model steps through (``SwinV2``, ``HTSAT``).
+        role: argument name for messages (``"video_backbone"``).
+        **fixed: arguments the model imposes (``num_classes=0`` for a feature extractor).
+
+    Raises:
+        ConfigError: the name builds another kind of backbone.
+    """
+    backbone = create_model(spec, **fixed) if isinstance(spec, str) else kind(**{**spec, **fixed})
+    if not isinstance(backbone, kind):
+        raise ConfigError(f"{role}={spec!r} builds a {type(backbone).__name__}; this model needs a {kind.__name__}")
+    return backbone
 
 
-class DGSCT(nn.Module, PretrainedMixin, SegmentPredictionMixin):
+class DGSCT(AVModel, PretrainedMixin, SegmentPredictionMixin):
     """DG-SCT AVE model: frozen Swin-V2 + HTS-AT with 4 x L DG-SCT adapters, temporal module, CMBS head.
 
     Segments are folded into the batch: a clip of T segments is processed as B·T images / waveforms
     by both backbones, then unfolded for the temporal module.
 
     Args:
-        video_backbone: Swin-V2 preset name or constructor kwargs (``num_classes`` 0).
-        audio_backbone: HTS-AT preset name or constructor kwargs.
+        video_backbone: Swin-V2 registry name or constructor kwargs; built without classifier
+            (``num_classes=0``), the reference's Swin-V2 is a feature extractor.
+        audio_backbone: HTS-AT registry name or constructor kwargs (the token-semantic head is kept:
+            the reference checkpoint stores it).
         num_classes: K event classes (AVE: 28); background index K.
         num_segments: T, segments per clip (AVE: 10).
         segment_samples: samples per 1-s segment at the audio rate (32 000).
@@ -166,8 +180,11 @@ class DGSCT(nn.Module, PretrainedMixin, SegmentPredictionMixin):
 
     Inputs of :meth:`forward`: ``video`` (B, T, 3, H, W) normalised with ImageNet mean/std; ``audio``
     (B, T, S) with S = ``segment_samples`` (each segment is tiled to the HTS-AT input length, as the
-    reference does) or S = the HTS-AT input length (already tiled).
+    reference does) or S = the HTS-AT input length (already tiled). Inputs are cast to the
+    parameters' dtype on entry; the HTS-AT log-mel front-end computes in float32.
     """
+
+    task = "ave"
 
     def __init__(
         self,
@@ -195,8 +212,8 @@ class DGSCT(nn.Module, PretrainedMixin, SegmentPredictionMixin):
         self.audio_input_samples = audio_input_samples
         self.residual_order = residual_order
         self.grad_checkpointing = grad_checkpointing
-        self.video_backbone = _build_backbone(SwinV2, video_backbone)
-        self.audio_backbone = _build_backbone(HTSAT, audio_backbone)
+        self.video_backbone = build_backbone(video_backbone, SwinV2, "video_backbone", num_classes=0)
+        self.audio_backbone = build_backbone(audio_backbone, HTSAT, "audio_backbone")
         self.layers = pair_layers(
             [len(s.blocks) for s in self.video_backbone.stages], [len(s.blocks) for s in self.audio_backbone.stages]
         )
@@ -264,8 +281,13 @@ class DGSCT(nn.Module, PretrainedMixin, SegmentPredictionMixin):
                 f"audio must be (B, {t}, {self.segment_samples}) or (B, {t}, {self.audio_input_samples}) (already "
                 f"tiled) with B = {video.shape[0]}, got {tuple(audio.shape)}"
             )
-        if not video.is_floating_point() or video.dtype != audio.dtype:
-            raise ValueError(f"video and audio must share one floating dtype, got {video.dtype} and {audio.dtype}")
+        if not video.is_floating_point() or not audio.is_floating_point():
+            raise ValueError(f"video and audio must be floating tensors, got {video.dtype} and {audio.dtype}")
+
+    def input_settings(self) -> dict:
+        """Segments, frame size and audio tiling fixed by the constructor (see :mod:`avperceive.models.inputs`)."""
+        return {"segments": self.num_segments, "size": list(self.image_size),
+                "audio_steps": [{"op": "tile", "samples": self.audio_input_samples}]}
 
     def tile_audio(self, audio: torch.Tensor) -> torch.Tensor:
         """(B, T, segment_samples) -> (B, T, audio_input_samples): each segment repeated, as the reference."""
@@ -317,6 +339,7 @@ class DGSCT(nn.Module, PretrainedMixin, SegmentPredictionMixin):
             ``(video_pooled (B, T, C_v), audio_pooled (B, T, C_a))``.
         """
         self._check_inputs(video, audio)
+        video, audio = self.cast_inputs(video, audio)
         b, t = video.shape[:2]
         frames = rearrange(video, "b t c h w -> (b t) c h w")
         wave = rearrange(self.tile_audio(audio), "b t s -> (b t) s")
@@ -345,6 +368,30 @@ class DGSCT(nn.Module, PretrainedMixin, SegmentPredictionMixin):
         a_pool = torch.einsum("bn,bnc->bc", map_a.to(a.dtype), a)
         return rearrange(v_pool, "(b t) c -> b t c", b=b, t=t), rearrange(a_pool, "(b t) c -> b t c", b=b, t=t)
 
+    def forward_features(
+        self, video: torch.Tensor, audio: torch.Tensor, residual_fn: ResidualFn | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Backbones with adapters, pooled per segment: ``{"video_pooled": (B, T, C_v), "audio_pooled": (B, T, C_a)}``.
+
+        Args: see :meth:`forward`.
+        """
+        v_pool, a_pool = self.forward_backbones(video, audio, residual_fn)
+        return {"video_pooled": v_pool, "audio_pooled": a_pool}
+
+    def forward_head(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Temporal module + CMBS head on the pooled features -> the output dict of :meth:`forward`."""
+        out = self.score_segments(self.temporal(features["video_pooled"], features["audio_pooled"]))
+        out["video_pooled"], out["audio_pooled"] = features["video_pooled"], features["audio_pooled"]
+        return out
+
+    def score_segments(self, temporal_out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """CMBS head on the temporal-module outputs (``video_feature`` / ``audio_feature`` (B, T, D)),
+        plus ``probs`` (B, T, K + 1) (:func:`~avperceive.nn.heads.ave_segment_probs`)."""
+        out = dict(temporal_out)
+        out.update(self.head(out["video_feature"], out["audio_feature"]))
+        out["probs"] = ave_segment_probs(out["is_event"], out["event_scores"])
+        return out
+
     def forward(
         self, video: torch.Tensor, audio: torch.Tensor, residual_fn: ResidualFn | None = None
     ) -> dict[str, torch.Tensor]:
@@ -357,23 +404,19 @@ class DGSCT(nn.Module, PretrainedMixin, SegmentPredictionMixin):
 
         Returns:
             dict with ``is_event`` (B, T) logits, ``event_scores`` (B, K), ``av_score`` (B, K),
+            ``probs`` (B, T, K + 1) per-segment probabilities (background = K),
             ``audio_visual_gate`` (B, T), ``video_feature``/``audio_feature`` (B, T, D) (temporal
             module outputs) and ``video_pooled`` (B, T, C_v) / ``audio_pooled`` (B, T, C_a).
         """
-        v_pool, a_pool = self.forward_backbones(video, audio, residual_fn)
-        out = self.temporal(v_pool, a_pool)
-        out.update(self.head(out["video_feature"], out["audio_feature"]))
-        out["video_pooled"], out["audio_pooled"] = v_pool, a_pool
-        return out
+        return self.forward_head(self.forward_features(video, audio, residual_fn))
 
-    @staticmethod
-    def decide(outputs: dict[str, torch.Tensor], threshold: float = 0.5) -> torch.Tensor:
+    def decide(self, outputs: dict[str, torch.Tensor], threshold: float = 0.5) -> torch.Tensor:
         """(B, T) int64 per-second class; background = K (see :func:`avperceive.nn.heads.ave_decision`)."""
         return ave_decision(outputs["is_event"], outputs["event_scores"], threshold)
 
 
 # -- registry -------------------------------------------------------------------------------------
-def _ave_input(size: int, sample_rate: int, frontend: str, tile_to: int | None) -> dict:
+def _ave_input(size: int, sample_rate: int, frontend: str, tile_to: int) -> dict:
     return {
         "task": "ave",
         "sample_rate": sample_rate,
@@ -383,8 +426,8 @@ def _ave_input(size: int, sample_rate: int, frontend: str, tile_to: int | None) 
         "size": size,
         "mean": list(IMAGENET_MEAN),
         "std": list(IMAGENET_STD),
-        "audio_frontend": frontend,
-        "tile_audio_to": tile_to,
+        "audio_frontend": frontend,  # computed inside the model (HTS-AT log-mel, float32)
+        "audio_steps": [{"op": "tile", "samples": tile_to}],
     }
 
 

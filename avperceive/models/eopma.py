@@ -27,6 +27,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..nn.ensemble import PerceptionModeMixer
 from ..nn.heads import ave_decision
+from .contract import AVModel
 
 __all__ = [
     "PerceptionModeEnsemble",
@@ -45,7 +46,7 @@ REFERENCE_BETAS: tuple[float, ...] = tuple(round(0.001 * k, 3) for k in range(40
 _ORDERS = {"reference": "reference", "dgsct": "reference", "paper": "paper"}
 
 
-class PerceptionModeEnsemble(nn.Module):
+class PerceptionModeEnsemble(AVModel):
     """EoPMA on a DG-SCT host.
 
     Args:
@@ -61,8 +62,11 @@ class PerceptionModeEnsemble(nn.Module):
         gate: ``"learned"`` for the GEoPMA per-layer softmax gate (train ``ensemble.mixer.gates``).
         residual_order: ``None`` (the host's), ``"reference"``/``"dgsct"`` (DG-SCT code) or ``"paper"`` (eqs. 1–4).
 
-    ``forward(video (B, T, 3, H, W), audio (B, T, S))`` returns the host's output dict.
+    ``forward(video (B, T, 3, H, W), audio (B, T, S))`` returns the host's output dict; the input
+    settings and the weights source are the host's.
     """
+
+    task = "ave"
 
     def __init__(
         self,
@@ -122,23 +126,42 @@ class PerceptionModeEnsemble(nn.Module):
         finally:
             self.host.residual_order = saved
 
-    def forward(self, video: torch.Tensor, audio: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Score clips with the mixed adapters: the host's output dict (``event_scores`` (B, K), ...)."""
+    def input_settings(self) -> dict:
+        """The host's input settings."""
+        return self.host.input_cfg
+
+    @property
+    def weights_source(self) -> str:  # type: ignore[override]
+        """The host's weights source."""
+        return self.host.weights_source
+
+    def forward_features(self, video: torch.Tensor, audio: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The host's pooled features with the mixed adapters (``video_pooled`` / ``audio_pooled``)."""
         with self._order():
-            return self.host(video, audio, residual_fn=self.mixer.residual)
+            return self.host.forward_features(video, audio, residual_fn=self.mixer.residual)
+
+    def forward_head(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The host's temporal module and CMBS head."""
+        return self.host.forward_head(features)
+
+    def forward(self, video: torch.Tensor, audio: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Score clips with the mixed adapters: the host's output dict (``event_scores`` (B, K), ``probs``, ...)."""
+        return self.forward_head(self.forward_features(video, audio))
 
     def decide(self, outputs: dict[str, torch.Tensor], threshold: float = 0.5) -> torch.Tensor:
         """(B, T) per-second AVE class (background = K)."""
         return ave_decision(outputs["is_event"], outputs["event_scores"], threshold)
 
 
-class FinalEmbeddingEnsemble(nn.Module):
+class FinalEmbeddingEnsemble(AVModel):
     """Table 4 baseline "ensemble of final embedding": two full models, their temporal-module outputs
     mixed as ``β·f_r + (1−β)·f_c`` (streams in ``modality``), then the causal model's CMBS head.
 
     ``forward(video, audio)`` runs both hosts (two backbone passes) and returns the causal host's
-    output layout (``event_scores`` (B, K), ``is_event`` (B, T), ...).
+    output layout (``event_scores`` (B, K), ``is_event`` (B, T), ``probs``, ...).
     """
+
+    task = "ave"
 
     def __init__(self, causal: nn.Module, reduced: nn.Module, beta: float = 0.0, modality: str = "av"):
         super().__init__()
@@ -155,19 +178,37 @@ class FinalEmbeddingEnsemble(nn.Module):
         self.modality = modality or self.modality
         return self
 
-    def forward(self, video: torch.Tensor, audio: torch.Tensor) -> dict[str, torch.Tensor]:
-        out_c = self.causal(video, audio)
-        out_r = self.reduced(video, audio)
-        feats = {}
+    def input_settings(self) -> dict:
+        """The causal host's input settings."""
+        return self.causal.input_cfg
+
+    def forward_features(self, video: torch.Tensor, audio: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Both hosts up to their temporal modules: the causal host's pooled features and temporal
+        outputs, with ``video_feature`` / ``audio_feature`` (B, T, D) mixed."""
+        pooled_c = self.causal.forward_features(video, audio)
+        out_c = self.causal.temporal(**_pooled(pooled_c))
+        out_r = self.reduced.temporal(**_pooled(self.reduced.forward_features(video, audio)))
+        out = {**pooled_c, **out_c}
         for key, flag in (("video_feature", "v"), ("audio_feature", "a")):
-            f = out_c[key]
             if flag in self.modality:
-                f = self.beta * out_r[key] + (1 - self.beta) * f
-            feats[key] = f
-        out = dict(out_c)
-        out.update(feats)
-        out.update(self.causal.head(feats["video_feature"], feats["audio_feature"]))
+                out[key] = self.beta * out_r[key] + (1 - self.beta) * out_c[key]
         return out
+
+    def forward_head(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The causal host's CMBS head on the mixed features."""
+        return self.causal.score_segments(features)
+
+    def forward(self, video: torch.Tensor, audio: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Both hosts, temporal features mixed, the causal head: the causal host's output layout."""
+        return self.forward_head(self.forward_features(video, audio))
+
+    def decide(self, outputs: dict[str, torch.Tensor], threshold: float = 0.5) -> torch.Tensor:
+        """(B, T) per-second AVE class (background = K)."""
+        return ave_decision(outputs["is_event"], outputs["event_scores"], threshold)
+
+
+def _pooled(features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {"video": features["video_pooled"], "audio": features["audio_pooled"]}
 
 
 def final_embedding_ensemble(

@@ -13,11 +13,12 @@ layout, narrow widths, for tests and examples), each with an ``"untrained"`` tag
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from einops import rearrange
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..backbones.audio_cnn import AudioCNN
 from ..backbones.mc3 import MC3
@@ -25,6 +26,7 @@ from ..errors import ConfigError
 from ..hub.mixin import PretrainedMixin
 from ..nn.fusion import EVENT_LAYERS, EventSpecificFusion, localization_map
 from ..signal.spectral import melspectrogram, power_to_db
+from .contract import AVModel
 from .registry import PretrainedCfg, register_model
 
 __all__ = ["EventSpecificModel", "EVENT_SPECIFIC_INPUT", "event_specific_mc3", "event_specific_tiny"]
@@ -49,13 +51,18 @@ EVENT_SPECIFIC_INPUT = {
     "std": [0.22803, 0.22145, 0.216989],
     "audio_frontend": "event-specific-logmel",
     "logmel": dict(_LOGMEL),
-    "onsets": "avperceive.signal.onset_mask(wave, 16000, steps=100)",
-    "steps": 100,
+    "extra_inputs": {"onset_mask": {"op": "onset-mask", "steps": 100}},
 }
 
 
-class EventSpecificModel(nn.Module, PretrainedMixin):
-    """MC3 + audio CNN + the five event-specific layers; ``forward`` returns ``{layer: (B, num_classes)}``.
+class EventSpecificModel(AVModel, PretrainedMixin):
+    """MC3 + audio CNN + the five event-specific layers.
+
+    :meth:`forward_layers` returns the per-layer logits ``{layer: (B, num_classes)}`` (train with
+    :func:`avperceive.nn.multi_head_loss`, decode with
+    :func:`avperceive.analysis.event_types.majority_vote`); :meth:`forward` returns the clip
+    logits of the contract, ``log mean_i softmax(O_i)`` over the layers (their softmax is the mean of
+    the layers' class probabilities), and :meth:`decide` its argmax.
 
     Args:
         num_classes: ``K`` (VGGSound: 309).
@@ -78,7 +85,10 @@ class EventSpecificModel(nn.Module, PretrainedMixin):
         padding_mask: ``(B, T)`` bool, True at padded steps of shorter clips.
 
     The audio network must give as many steps as there are frames (one audio step per video frame).
+    Inputs are cast to the parameters' dtype on entry; the log-mel is computed in float32.
     """
+
+    task = "clip-classification"
 
     def __init__(
         self,
@@ -131,9 +141,10 @@ class EventSpecificModel(nn.Module, PretrainedMixin):
             raise ValueError(f"expected video (B, 3, T, H, W) with channels_first=True; got {tuple(video.shape)}")
         if audio.ndim == 2:
             audio = self.logmel(audio)
+        video, audio = self.cast_inputs(video, audio)
         v_map = self.video_backbone.forward_features(video)
         z_v = v_map.mean(dim=(-2, -1)).transpose(1, 2)
-        z_a = self.audio_backbone(audio.to(video.dtype))
+        z_a = self.audio_backbone(audio)
         if z_a.shape[1] != z_v.shape[1]:
             frames = z_v.shape[1] * self.audio_backbone.frames_per_step
             raise ValueError(
@@ -141,6 +152,27 @@ class EventSpecificModel(nn.Module, PretrainedMixin):
                 f"(or {frames * _LOGMEL['hop_length']} samples) for {z_v.shape[1]} video frames"
             )
         return z_v, z_a, MC3.map_to_steps(v_map)
+
+    def forward_features(
+        self,
+        video: Tensor,
+        audio: Tensor,
+        onset_mask: Tensor | None = None,
+        padding_mask: Tensor | None = None,
+        *,
+        channels_first: bool = False,
+    ) -> dict[str, Tensor]:
+        """The per-layer logits ``{layer: (B, num_classes)}`` (see the class docstring for the inputs)."""
+        z_v, z_a, _ = self.encode(video, audio, channels_first=channels_first)
+        return self.fusion(z_v, z_a, onset_mask, padding_mask)
+
+    #: the per-layer logits under the name training code reads best.
+    forward_layers = forward_features
+
+    def forward_head(self, features: dict[str, Tensor]) -> Tensor:
+        """Per-layer logits -> clip logits ``log mean_i softmax(O_i)`` ``(B, num_classes)``."""
+        stacked = torch.stack([o.float().log_softmax(dim=-1) for o in features.values()])  # (layers, B, K)
+        return torch.logsumexp(stacked, dim=0) - math.log(len(features))
 
     def forward(
         self,
@@ -150,10 +182,15 @@ class EventSpecificModel(nn.Module, PretrainedMixin):
         padding_mask: Tensor | None = None,
         *,
         channels_first: bool = False,
-    ) -> dict[str, Tensor]:
-        """``{layer: (B, num_classes)}`` logits (see the class docstring for the input shapes)."""
-        z_v, z_a, _ = self.encode(video, audio, channels_first=channels_first)
-        return self.fusion(z_v, z_a, onset_mask, padding_mask)
+    ) -> Tensor:
+        """Clip logits ``(B, num_classes)`` (float32): the layers' mean class probability, as logits."""
+        return self.forward_head(
+            self.forward_features(video, audio, onset_mask, padding_mask, channels_first=channels_first)
+        )
+
+    def decide(self, outputs: Tensor) -> Tensor:
+        """``(B,)`` class indices: the argmax of the clip logits."""
+        return outputs.argmax(dim=-1)
 
     @torch.no_grad()
     def localize(

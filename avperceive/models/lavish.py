@@ -34,20 +34,21 @@ from ..hub.mixin import PretrainedMixin
 from ..nn.adapter_bank import AdapterBank
 from ..nn.adapters import lavish_adapter_pair
 from ..signal.kaldi import lavish_audio_image
-from .dgsct import AVE_CATEGORIES, IMAGENET_MEAN, IMAGENET_STD, TINY_VIDEO_BACKBONE
+from .contract import AVModel
+from .dgsct import AVE_CATEGORIES, IMAGENET_MEAN, IMAGENET_STD, TINY_VIDEO_BACKBONE, build_backbone
 from .registry import PretrainedCfg, register_model
 from .segment_prediction import SegmentPredictionMixin
 
 __all__ = ["LAVisH"]
 
 
-class LAVisH(nn.Module, PretrainedMixin, SegmentPredictionMixin):
+class LAVisH(AVModel, PretrainedMixin, SegmentPredictionMixin):
     """LAVisH AVE model: one frozen Swin-V2 for both streams, LAVisH adapters at every block, MLP head.
 
     Segments are folded into the batch (B·T images per stream), then unfolded for the head.
 
     Args:
-        backbone: Swin-V2 preset name or constructor kwargs (``num_classes`` 0).
+        backbone: Swin-V2 registry name or constructor kwargs; built without classifier (``num_classes=0``).
         num_classes: K events (AVE: 28); the head outputs K + 1 logits, background = K.
         num_segments: T (10).
         sample_rate: audio rate (16 000; LAVisH assumes 16 kHz).
@@ -60,7 +61,12 @@ class LAVisH(nn.Module, PretrainedMixin, SegmentPredictionMixin):
         fold_bn: fold the adapters' bottleneck norms (``True``, default) or not (see
             :class:`~avperceive.nn.adapters.GatedBottleneck`).
         grad_checkpointing: recompute each block in the backward pass.
+
+    Inputs are cast to the parameters' dtype on entry; the audio image (Kaldi fbank) is computed in
+    float32.
     """
+
+    task = "ave"
 
     def __init__(
         self,
@@ -84,10 +90,7 @@ class LAVisH(nn.Module, PretrainedMixin, SegmentPredictionMixin):
         self.sample_rate, self.segment_samples = sample_rate, segment_samples
         self.num_mel_bins, self.frame_shift_ms = num_mel_bins, frame_shift_ms
         self.grad_checkpointing = grad_checkpointing
-        if isinstance(backbone, str):
-            self.backbone = SwinV2.from_preset(backbone, num_classes=0)
-        else:
-            self.backbone = SwinV2(**backbone)
+        self.backbone = build_backbone(backbone, SwinV2, "backbone", num_classes=0)
         h, w = self.backbone.patch_embed.img_size
         if w != num_mel_bins:
             raise ConfigError(f"the audio image has {num_mel_bins} mel columns but the backbone expects width {w}")
@@ -130,11 +133,20 @@ class LAVisH(nn.Module, PretrainedMixin, SegmentPredictionMixin):
         return self
 
     # -- inputs -----------------------------------------------------------------------------------
+    def input_settings(self) -> dict:
+        """Segments, frame size and the audio-image step fixed by the constructor."""
+        h, w = self.image_size
+        step = {"op": "lavish-audio-image", "num_mel_bins": self.num_mel_bins, "frames": h,
+                "frame_shift_ms": self.frame_shift_ms}
+        return {"segments": self.num_segments, "size": [h, w], "sample_rate": self.sample_rate,
+                "segment_seconds": self.segment_samples / self.sample_rate, "audio_steps": [step]}
+
     def audio_image(self, audio: torch.Tensor) -> torch.Tensor:
-        """(B, T, segment_samples) waveform -> (B, T, H, num_mel_bins) normalised fbank image."""
+        """(B, T, segment_samples) waveform -> (B, T, H, num_mel_bins) normalised fbank image, float32."""
         b, t = audio.shape[:2]
         img = lavish_audio_image(
-            rearrange(audio, "b t s -> (b t) s"), self.sample_rate, segments=1, segment_samples=self.segment_samples,
+            rearrange(audio.float(), "b t s -> (b t) s"), self.sample_rate, segments=1,
+            segment_samples=self.segment_samples,
             num_mel_bins=self.num_mel_bins, target_frames=self.image_size[0], frame_shift_ms=self.frame_shift_ms,
         )
         return rearrange(img, "(b t) 1 f m -> b t f m", b=b, t=t)
@@ -151,8 +163,8 @@ class LAVisH(nn.Module, PretrainedMixin, SegmentPredictionMixin):
                 f"audio must be (B, {t}, {self.segment_samples}) waveform segments or (B, {t}, {h}, {w}) audio images "
                 f"with B = {video.shape[0]}, got {tuple(audio.shape)}"
             )
-        if not video.is_floating_point() or video.dtype != audio.dtype:
-            raise ValueError(f"video and audio must share one floating dtype, got {video.dtype} and {audio.dtype}")
+        if not video.is_floating_point() or not audio.is_floating_point():
+            raise ValueError(f"video and audio must be floating tensors, got {video.dtype} and {audio.dtype}")
 
     # -- forward ----------------------------------------------------------------------------------
     def _block(self, i: int, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -169,6 +181,7 @@ class LAVisH(nn.Module, PretrainedMixin, SegmentPredictionMixin):
         self._check_inputs(video, audio)
         b, t = video.shape[:2]
         img = self.audio_image(audio) if audio.dim() == 3 else audio
+        video, img = self.cast_inputs(video, img)
         images = torch.cat([
             repeat(img, "b t f m -> (b t) c f m", c=3),
             rearrange(video, "b t c h w -> (b t) c h w"),
@@ -186,18 +199,23 @@ class LAVisH(nn.Module, PretrainedMixin, SegmentPredictionMixin):
         a, v = reduce(self.backbone.norm(x), "(s b t) n c -> s b t c", "mean", s=2, b=b, t=t)
         return v, a
 
+    def forward_head(self, features: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Two-layer head on the token means -> the output dict of :meth:`forward`."""
+        v, a = features
+        logits = self.head(torch.cat([v, a], dim=-1))
+        probs = logits.float().softmax(dim=-1)
+        return {"logits": logits, "probs": probs, "video_pooled": v, "audio_pooled": a}
+
     def forward(self, video: torch.Tensor, audio: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-segment scores.
 
         Returns:
-            ``{"logits": (B, T, K + 1), "probs": (B, T, K + 1) softmax, "video_pooled"/"audio_pooled": (B, T, C)}``.
+            ``{"logits": (B, T, K + 1), "probs": (B, T, K + 1) softmax (float32), "video_pooled"/"audio_pooled":
+            (B, T, C)}``.
         """
-        v, a = self.forward_features(video, audio)
-        logits = self.head(torch.cat([v, a], dim=-1))
-        return {"logits": logits, "probs": logits.softmax(dim=-1), "video_pooled": v, "audio_pooled": a}
+        return self.forward_head(self.forward_features(video, audio))
 
-    @staticmethod
-    def decide(outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def decide(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, T) int64 per-second class (argmax over K + 1; background = K)."""
         return outputs["logits"].argmax(dim=-1)
 
@@ -205,7 +223,7 @@ class LAVisH(nn.Module, PretrainedMixin, SegmentPredictionMixin):
 _PAPER = "Lin et al., Vision Transformers are Parameter-Efficient Audio-Visual Learners, CVPR 2023"
 
 
-def _input(size: int) -> dict:
+def _input(size: int, num_mel_bins: int) -> dict:
     return {
         "task": "ave",
         "sample_rate": 16000,
@@ -216,7 +234,9 @@ def _input(size: int) -> dict:
         "mean": list(IMAGENET_MEAN),
         "std": list(IMAGENET_STD),
         "audio_frontend": "lavish-kaldi-fbank",
-        "tile_audio_to": None,
+        "audio_steps": [
+            {"op": "lavish-audio-image", "num_mel_bins": num_mel_bins, "frames": size, "frame_shift_ms": 5.2}
+        ],
     }
 
 
@@ -224,7 +244,7 @@ def _input(size: int) -> dict:
     "lavish-ave",
     pretrained_cfgs={
         "untrained": PretrainedCfg(
-            paper=_PAPER, input=_input(192), label_names=AVE_CATEGORIES,
+            paper=_PAPER, input=_input(192, 192), label_names=AVE_CATEGORIES,
             notes="Random initialisation; the LAVisH authors released no trained AVE checkpoint. "
             "A state dict saved by main_trans_v2.py converts with convert_checkpoint('lavish-ave', path).",
         )
@@ -239,7 +259,7 @@ def lavish_ave(**overrides) -> LAVisH:
     "lavish-ave-tiny",
     pretrained_cfgs={
         "untrained": PretrainedCfg(
-            paper=_PAPER, input=_input(32), label_names=AVE_CATEGORIES,
+            paper=_PAPER, input=_input(32, 32), label_names=AVE_CATEGORIES,
             notes="Tiny backbone (Swin-V2 width 16, 32 px; 32-bin audio image) for tests and examples.",
         )
     },

@@ -27,6 +27,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..hub.mixin import PretrainedMixin
 from .avmit import EMBEDDING_DIMS, KerasRNN
+from .contract import AVModel
 from .registry import PretrainedCfg, register_model
 
 __all__ = ["SAVCModel", "savc_pairs", "SAVC_LABELS", "SAVC_PARAMS"]
@@ -48,7 +49,7 @@ def _l2_normalize(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return x * torch.rsqrt(torch.clamp((x * x).sum(-1, keepdim=True), min=eps))
 
 
-class SAVCModel(nn.Module, PretrainedMixin):
+class SAVCModel(AVModel, PretrainedMixin):
     """AVE-Net-style SAVC network.
 
     Args:
@@ -57,8 +58,11 @@ class SAVCModel(nn.Module, PretrainedMixin):
         activation: ``None`` (linear, the reference) or ``"relu"`` (AVE-Net) between/after the layers.
         keras_compatible: one bias vector for FRNN / LSTM (Keras parameter counts, :data:`SAVC_PARAMS`).
 
-    Forward: ``audio`` ``(B, T, audio_dim)``, ``visual`` ``(B, T, visual_dim)`` -> logits ``(B, 2)``.
+    Forward: ``video`` ``(B, T, visual_dim)`` visual embeddings, ``audio`` ``(B, T, audio_dim)`` audio
+    embeddings -> logits ``(B, 2)`` (class 1 = corresponding). Inputs are cast to the parameters' dtype.
     """
+
+    task = "av-correspondence"
 
     def __init__(
         self,
@@ -81,18 +85,32 @@ class SAVCModel(nn.Module, PretrainedMixin):
         self.classifier = nn.Linear(rnn_units, 2)
         self.audio_dim, self.visual_dim = audio_dim, visual_dim
 
-    def distances(self, audio: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+    def distances(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         """Per-step Euclidean distance of the L2-normalised embeddings, ``(B, T, 1)``."""
         if audio.dim() != 3 or audio.shape[-1] != self.audio_dim:
             raise ValueError(f"audio must be (B, T, {self.audio_dim}), got {tuple(audio.shape)}")
-        if visual.dim() != 3 or visual.shape[-1] != self.visual_dim or visual.shape[:2] != audio.shape[:2]:
-            raise ValueError(f"visual must be (B, T, {self.visual_dim}) with audio's B, T; got {tuple(visual.shape)}")
+        if video.dim() != 3 or video.shape[-1] != self.visual_dim or video.shape[:2] != audio.shape[:2]:
+            raise ValueError(f"video must be (B, T, {self.visual_dim}) with audio's B, T; got {tuple(video.shape)}")
+        video, audio = self.cast_inputs(video, audio)
         a = _l2_normalize(self.audio_net(audio))
-        v = _l2_normalize(self.visual_net(visual))
+        v = _l2_normalize(self.visual_net(video))
         return torch.sqrt(torch.clamp(((a - v) ** 2).sum(-1, keepdim=True), min=1e-7))
 
-    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.rnn(self.distances(audio, visual)))
+    def forward_features(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """Distances -> RNN: the last hidden state ``(B, rnn_units)``."""
+        return self.rnn(self.distances(video, audio))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Dense(2): logits ``(B, 2)``."""
+        return self.classifier(features)
+
+    def forward(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, 2)`` from visual ``(B, T, visual_dim)`` and audio ``(B, T, audio_dim)`` embeddings."""
+        return self.forward_head(self.forward_features(video, audio))
+
+    def decide(self, outputs: torch.Tensor) -> torch.Tensor:
+        """``(B,)``: 1 = corresponding, 0 = not (argmax of the logits)."""
+        return outputs.argmax(dim=-1)
 
 
 def savc_pairs(

@@ -22,14 +22,15 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
+from ..modality import STREAM_ALIASES, STREAMS
+from ..state_dict import load_state_dict_strict
 from .adapters import DGSCTAdapter, LAVisHAdapter
 from .attention import AttnImpl, check_attn_impl
 
 __all__ = ["AdapterBank", "DGSCT_AVE_LAYERS"]
 
-MODALITIES = ("audio", "video")
+MODALITIES = STREAMS  # the adapted streams, audio first (state-dict names audio_p1, video_p1, ...)
 POSITIONS = ("p1", "p2")
-_MODALITY_ALIASES = {"audio": "audio", "a": "audio", "video": "video", "v": "video", "vis": "video", "visual": "video"}
 _POSITION_ALIASES = {"p1": "p1", "1": "p1", "attn": "p1", "p2": "p2", "2": "p2", "mlp": "p2"}
 _METADATA_KEY = "avperceive.adapter_bank"
 
@@ -43,7 +44,7 @@ DGSCT_AVE_LAYERS: list[dict[str, int]] = [
 
 
 def _canonical(modality: str, position: str | int) -> tuple[str, str]:
-    m = _MODALITY_ALIASES.get(str(modality).lower())
+    m = STREAM_ALIASES.get(str(modality).lower())
     p = _POSITION_ALIASES.get(str(position).lower())
     if m is None:
         raise KeyError(f"unknown modality {modality!r}; use 'audio' or 'video'")
@@ -293,18 +294,4 @@ class AdapterBank(nn.Module):
 
     def load_strict(self, state_dict: dict[str, torch.Tensor], *, source: str = "") -> None:
         """``load_state_dict`` that raises ``CheckpointError`` naming missing/unexpected/mismatched keys."""
-        own = self.state_dict()
-        missing = sorted(k for k in own if k not in state_dict)
-        unexpected = sorted(k for k in state_dict if k not in own)
-        mismatched = [
-            (k, tuple(state_dict[k].shape), tuple(own[k].shape))
-            for k in sorted(own)
-            if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
-        ]
-        if missing or unexpected or mismatched:
-            where = f" from {source}" if source else ""
-            raise CheckpointError(
-                f"weights{where} do not fit this AdapterBank", missing=missing, unexpected=unexpected,
-                mismatched=mismatched,
-            )
-        self.load_state_dict(state_dict, strict=True)
+        load_state_dict_strict(self, state_dict, source=source)

@@ -3,7 +3,7 @@
 Kinds:
 
 * ``"dgsct-head"``: the reference ``temporal_attn.*`` + ``CMBS.*`` tensors (either or both) ->
-  ``temporal.*`` + ``head.*`` (:class:`avperceive.nn.heads.AVEHead`, and the same keys in
+  ``temporal.*`` + ``head.*`` (:class:`avperceive.nn.heads.TemporalCMBSHead`, and the same keys in
   :class:`avperceive.models.dgsct.DGSCT`).
 * ``"dgsct-ave"``: a whole DG-SCT AVE checkpoint (``best_82.18.pt``: plain state dict, timm 0.6
   Swin-V2 keys) -> :class:`avperceive.models.dgsct.DGSCT`.
@@ -29,6 +29,7 @@ import re
 import torch
 
 from ...errors import CheckpointError
+from ...state_dict import strip_prefix
 from ..convert import ConvertedCheckpoint, register_converter
 
 __all__ = [
@@ -127,10 +128,7 @@ def convert_cmbs_head(sd: dict[str, torch.Tensor], src_prefix: str = "CMBS.", ds
 
 def strip_wrapper_prefix(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Remove a ``module.`` (DataParallel) or ``model.`` (Lightning) prefix shared by every key."""
-    for prefix in _PREFIXES_TO_STRIP:
-        if sd and all(k.startswith(prefix) for k in sd):
-            return {k[len(prefix):]: v for k, v in sd.items()}
-    return sd
+    return strip_prefix(sd, _PREFIXES_TO_STRIP)[0]
 
 
 def _config_of_head(sd: dict[str, torch.Tensor]) -> dict:
@@ -153,7 +151,7 @@ def _config_of_head(sd: dict[str, torch.Tensor]) -> dict:
 @register_converter(
     "dgsct-head",
     "DG-SCT temporal_attn.* + CMBS.* (either or both) -> temporal.* + head.*",
-    architecture="avperceive.nn.heads:AVEHead",
+    architecture="avperceive.nn.heads:TemporalCMBSHead",
 )
 def convert_dgsct_head(sd: dict[str, torch.Tensor]) -> ConvertedCheckpoint:
     """DG-SCT ``temporal_attn.*`` + ``CMBS.*`` (either or both) -> ``temporal.*`` + ``head.*``."""

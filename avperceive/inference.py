@@ -1,0 +1,503 @@
+"""One-line prediction on media files: ``avperceive.predict("clip.mp4", model="dgsct-ave-tiny")``.
+
+Uses the model contract (:mod:`avperceive.models.contract`) and nothing else:
+
+1. **inputs** -- :class:`~avperceive.models.inputs.InputSpec` from the model's ``input_cfg``;
+   :func:`~avperceive.models.inputs.decode_for` decodes each file at the model's rate, frame count
+   and size; :func:`~avperceive.models.inputs.prepare_inputs` runs the declared front-end steps;
+2. **model** -- ``model(video, audio, **extra)`` in batches, under ``torch.inference_mode``, on
+   ``device`` / ``dtype``;
+3. **reading** -- one rule per task: AVE models give ``outputs["probs"]`` ``(B, T, K + 1)`` and
+   ``model.decide(outputs)`` ``(B, T)``; clip classifiers give logits ``(B, K)`` and ``decide``
+   ``(B,)``.
+
+Outputs are :class:`Prediction` objects. For AVE models: one :class:`SegmentPrediction` per
+segment with the decided class, its probability and whether the segment lies inside the media
+(``valid``); consecutive *valid* event segments of one class are merged into
+:attr:`Prediction.events`; ``topk`` ranks the classes by their mean probability over the valid
+segments. For clip classifiers: the top-k labels with probabilities and the decided label.
+``Prediction.weights`` says where the weights come from; untrained weights raise an
+:class:`UntrainedWeightsWarning` once per call.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import ConfigError, MediaError
+from .io import AVClip
+from .models.contract import UNTRAINED, AVModel
+from .models.inputs import InputSpec, decode_for, prepare_inputs
+
+__all__ = [
+    "predict",
+    "iter_predict",
+    "Prediction",
+    "SegmentPrediction",
+    "Event",
+    "PredictionFailure",
+    "PredictTimings",
+    "InputSpec",
+    "UntrainedWeightsWarning",
+    "expand_inputs",
+    "resolve_device",
+    "resolve_dtype",
+    "MEDIA_SUFFIXES",
+    "DTYPES",
+]
+
+#: file suffixes a folder is scanned for.
+MEDIA_SUFFIXES = (
+    ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".flv",
+    ".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aiff", ".aif",
+)
+BACKGROUND = "background"
+#: label of a segment past the end of the media (its model output is kept, but it is never an event).
+PADDING = "padding"
+#: dtype names accepted by ``predict(dtype=...)`` and ``avperceive predict --dtype``.
+DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+}
+
+
+class UntrainedWeightsWarning(UserWarning):
+    """The model predicting has random (untrained) weights: its labels mean nothing."""
+
+
+# -- results ----------------------------------------------------------------------------------------
+@dataclass
+class SegmentPrediction:
+    """The decision for one segment (one second for AVE).
+
+    Attributes:
+        start, end: seconds from the clip start.
+        label: class name, or ``"background"``.
+        index: class index; background is ``K`` (the number of classes).
+        score: the model's probability of this decision (``outputs["probs"]`` at ``index``).
+        is_event: ``True`` when the segment holds an event (not background).
+        valid: ``False`` for a segment past the end of the media (zero padding): never part of an event.
+    """
+
+    start: float
+    end: float
+    label: str
+    index: int
+    score: float
+    is_event: bool
+    valid: bool = True
+
+
+@dataclass
+class Event:
+    """Consecutive valid event segments of one class merged: ``label`` from ``start`` to ``end`` (s), mean ``score``."""
+
+    label: str
+    start: float
+    end: float
+    score: float
+
+
+@dataclass
+class Prediction:
+    """What a model says about one clip.
+
+    Attributes:
+        source: the file path (or ``"<AVClip>"``).
+        model: the model's architecture name.
+        task: ``"ave"`` or ``"clip-classification"``.
+        segments: per-segment decisions (AVE models; empty otherwise).
+        topk: ``[(label, probability), ...]`` best first (clip classifiers: softmax of the logits; AVE
+            models: mean probability over the valid segments).
+        has_video / has_audio: whether the file had the modality (a missing one is fed as zeros).
+        weights: where the weights come from: ``"untrained"``, ``"local-dir:<path>"``,
+            ``"hf-hub:<repo>@<revision>"`` (the model's ``weights_source``).
+        decision: clip classifiers: the decided class (``model.decide``); AVE models: ``""``.
+    """
+
+    source: str
+    model: str
+    task: str
+    segments: list[SegmentPrediction] = field(default_factory=list)
+    topk: list[tuple[str, float]] = field(default_factory=list)
+    has_video: bool = True
+    has_audio: bool = True
+    weights: str = UNTRAINED
+    decision: str = ""
+
+    @property
+    def labels(self) -> list[str]:
+        """Per-segment labels (AVE; ``"padding"`` past the end of the media) or ``[decision]``."""
+        if self.segments:
+            return [s.label if s.valid else PADDING for s in self.segments]
+        return [self.decision] if self.decision else []
+
+    @property
+    def events(self) -> list[Event]:
+        """Runs of consecutive valid event segments of the same class (padding never counts)."""
+        out: list[Event] = []
+        run: list[SegmentPrediction] = []
+        for seg in [*self.segments, None]:
+            joins = seg is not None and seg.valid and seg.is_event
+            if run and (not joins or seg.label != run[-1].label or seg.start != run[-1].end):
+                out.append(Event(run[0].label, run[0].start, run[-1].end, sum(s.score for s in run) / len(run)))
+                run = []
+            if joins:
+                run.append(seg)
+        return out
+
+    @property
+    def padded(self) -> tuple[float, float] | None:
+        """``(start, end)`` seconds of the padded segments at the end, or ``None``."""
+        pad = [s for s in self.segments if not s.valid]
+        return (pad[0].start, pad[-1].end) if pad else None
+
+    @property
+    def untrained(self) -> bool:
+        return self.weights == UNTRAINED
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict (``Prediction.from_dict`` inverts it)."""
+        return {
+            "source": self.source,
+            "model": self.model,
+            "task": self.task,
+            "weights": self.weights,
+            "has_video": self.has_video,
+            "has_audio": self.has_audio,
+            "decision": self.decision,
+            "segments": [vars(s).copy() for s in self.segments],
+            "events": [vars(e).copy() for e in self.events],
+            "topk": [{"label": lab, "probability": p} for lab, p in self.topk],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Prediction:
+        return cls(
+            source=d["source"],
+            model=d["model"],
+            task=d["task"],
+            segments=[SegmentPrediction(**s) for s in d.get("segments", [])],
+            topk=[(t["label"], float(t["probability"])) for t in d.get("topk", [])],
+            has_video=bool(d.get("has_video", True)),
+            has_audio=bool(d.get("has_audio", True)),
+            weights=str(d.get("weights", UNTRAINED)),
+            decision=str(d.get("decision", "")),
+        )
+
+    def __str__(self) -> str:
+        if self.segments:
+            text = ", ".join(f"{e.label} {e.start:g}-{e.end:g}s ({e.score:.2f})" for e in self.events) or "no event"
+            if self.padded is not None:
+                text += f"; {self.padded[0]:g}-{self.padded[1]:g}s padding (past the end of the media)"
+        else:
+            text = ", ".join(f"{lab} ({p:.2f})" for lab, p in self.topk)
+        if self.untrained:
+            text += " [untrained weights: labels are meaningless]"
+        return f"{self.source}: {text}"
+
+
+@dataclass
+class PredictionFailure:
+    """A file that could not be predicted: ``source`` and ``reason``."""
+
+    source: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"source": self.source, "error": self.reason}
+
+
+@dataclass
+class PredictTimings:
+    """Seconds spent in each stage (filled in by :func:`iter_predict` when passed ``timings=``)."""
+
+    decode: float = 0.0
+    frontend: float = 0.0
+    model: float = 0.0
+    clips: int = 0
+
+    def to_dict(self) -> dict[str, float]:
+        return {"decode_s": self.decode, "frontend_s": self.frontend, "model_s": self.model, "clips": self.clips}
+
+
+# -- arguments --------------------------------------------------------------------------------------
+def expand_inputs(inputs: str | Path | AVClip | Sequence[str | Path | AVClip]) -> list[str | AVClip]:
+    """Paths, folders (their media files, sorted) and clips as one flat list."""
+    items = [inputs] if isinstance(inputs, (str, Path, AVClip)) else list(inputs)
+    out: list[str | AVClip] = []
+    for item in items:
+        if isinstance(item, AVClip):
+            out.append(item)
+            continue
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
+            out += [str(p) for p in found]
+        else:
+            out.append(str(path))
+    return out
+
+
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """``None``, a floating ``torch.dtype`` or a name of :data:`DTYPES` -> the dtype; else :class:`ConfigError`."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, str):
+        if dtype.lower() not in DTYPES:
+            raise ConfigError(f"dtype {dtype!r} is not one of {', '.join(sorted(DTYPES))}")
+        return DTYPES[dtype.lower()]
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    raise ConfigError(f"dtype must be float32, bfloat16 or float16 (a torch.dtype or its name), got {dtype!r}")
+
+
+def resolve_device(device: torch.device | str | None) -> torch.device | None:
+    """``None`` or a device this torch build can use -> ``torch.device``; else one-line :class:`ConfigError`."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(f"device {device!r} is not a torch device ({err})") from err
+    try:
+        torch.empty(0, device=dev)
+    except (RuntimeError, AssertionError, AttributeError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"device {str(dev)!r} is not available here (torch {torch.__version__}): {reason}") from err
+    return dev
+
+
+def _resolve_model(model, pretrained, device, dtype) -> AVModel:
+    if isinstance(model, str):
+        from .models import create_model
+
+        model = create_model(model, pretrained=pretrained)
+    elif pretrained not in (None, False):
+        raise ConfigError("pretrained= applies to a model name; load weights into a model object yourself")
+    if not isinstance(model, AVModel):
+        raise ConfigError(
+            f"model must be a registered name or an avperceive model (avperceive.models.contract.AVModel), "
+            f"got {type(model).__name__}"
+        )
+    model.eval()
+    if device is not None or dtype is not None:
+        model.to(device=device, dtype=dtype)
+    return model
+
+
+def _input_spec(model: AVModel, override: dict[str, Any] | None) -> InputSpec:
+    name = model.architecture or type(model).__name__
+    if override:
+        try:
+            base = model.input_cfg
+        except ConfigError:
+            base = {}
+        return InputSpec.from_cfg({**base, **override}, name=name)
+    return InputSpec.from_cfg(model.input_cfg, name=name)
+
+
+def _model_device_dtype(model: AVModel) -> tuple[torch.device, torch.dtype]:
+    for p in model.parameters():
+        return p.device, model.parameter_dtype()
+    return torch.device("cpu"), torch.float32
+
+
+def _source_name(item: str | AVClip) -> str:
+    return item if isinstance(item, str) else (item.path or "<AVClip>")
+
+
+def _label_names(model: AVModel, k: int) -> list[str]:
+    names = list(model.pretrained_cfg.label_names) if model.pretrained_cfg is not None else []
+    return names if len(names) == k else [f"class_{i}" for i in range(k)]
+
+
+def _warn_untrained(model: AVModel) -> None:
+    name = model.architecture or type(model).__name__
+    warnings.warn(
+        f"{name} has untrained (random) weights: its labels are meaningless. Pass pretrained=... "
+        "(avperceive models --pretrained lists weight sets; avperceive convert makes them from official checkpoints)",
+        UntrainedWeightsWarning,
+        stacklevel=3,
+    )
+
+
+# -- the batch --------------------------------------------------------------------------------------
+def _read_ave(model: AVModel, outputs, valid: torch.Tensor):
+    if not isinstance(outputs, dict) or "probs" not in outputs:
+        raise ConfigError(f"{type(model).__name__} breaks the AVE output contract: expected a dict with 'probs'")
+    probs = outputs["probs"].float().cpu()  # (B, T, K + 1)
+    labels = model.decide(outputs).cpu()  # (B, T)
+    k = probs.shape[-1] - 1
+    score = probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    weight = valid.float().unsqueeze(-1)  # (B, T, 1): the clip score ignores padding
+    clip_probs = (probs[..., :k] * weight).sum(1) / weight.sum(1).clamp(min=1.0)
+    return labels, score, clip_probs, k
+
+
+def _run_batch(model: AVModel, spec: InputSpec, items, clips, topk: int, timings) -> list[Prediction]:
+    device, dtype = _model_device_dtype(model)
+    t0 = time.perf_counter()
+    inputs = prepare_inputs(clips, spec, device=device, dtype=dtype)
+    t1 = time.perf_counter()
+    with torch.inference_mode():
+        outputs = model(inputs.video, inputs.audio, **inputs.extra)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    t2 = time.perf_counter()
+    if timings is not None:
+        timings.frontend += t1 - t0
+        timings.model += t2 - t1
+        timings.clips += len(clips)
+    name = model.architecture or type(model).__name__
+    common = [dict(source=_source_name(i), model=name, task=spec.task, has_video=c.has_video,
+                   has_audio=c.has_audio, weights=model.weights_source) for i, c in zip(items, clips)]
+    results: list[Prediction] = []
+    if spec.task == "ave":
+        labels, score, clip_probs, k = _read_ave(model, outputs, inputs.valid)
+        names = [*_label_names(model, k), BACKGROUND]
+        top = clip_probs.topk(min(topk, k), dim=-1)
+        for b, kw in enumerate(common):
+            segs = [
+                SegmentPrediction(
+                    start=t * spec.segment_seconds,
+                    end=(t + 1) * spec.segment_seconds,
+                    label=names[int(labels[b, t])],
+                    index=int(labels[b, t]),
+                    score=float(score[b, t]),
+                    is_event=int(labels[b, t]) != k,
+                    valid=bool(inputs.valid[b, t]),
+                )
+                for t in range(labels.shape[1])
+            ]
+            best = [(names[int(i)], float(p)) for p, i in zip(top.values[b], top.indices[b])]
+            results.append(Prediction(segments=segs, topk=best, **kw))
+        return results
+    if not isinstance(outputs, torch.Tensor) or outputs.dim() != 2:
+        raise ConfigError(f"{type(model).__name__} breaks the clip-classification contract: expected logits (B, K)")
+    probs = outputs.float().softmax(-1).cpu()
+    decided = model.decide(outputs).cpu()
+    k = probs.shape[-1]
+    names = _label_names(model, k)
+    top = probs.topk(min(topk, k), dim=-1)
+    for b, kw in enumerate(common):
+        best = [(names[int(i)], float(p)) for p, i in zip(top.values[b], top.indices[b])]
+        results.append(Prediction(topk=best, decision=names[int(decided[b])], **kw))
+    return results
+
+
+def iter_predict(
+    inputs,
+    *,
+    model: str | AVModel,
+    pretrained: bool | str | Path | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    batch_size: int = 8,
+    topk: int = 5,
+    input_cfg: dict[str, Any] | None = None,
+    on_error: str = "raise",
+    timings: PredictTimings | None = None,
+) -> Iterator[Prediction | PredictionFailure]:
+    """Yield one :class:`Prediction` per input, in order (see :func:`predict` for the arguments).
+
+    With ``on_error="skip"`` a file that fails to decode yields a :class:`PredictionFailure`
+    (name + reason) and the others are still predicted; ``"raise"`` raises its :class:`MediaError`.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    items = expand_inputs(inputs)
+    net = _resolve_model(model, pretrained, resolve_device(device), resolve_dtype(dtype))
+    spec = _input_spec(net, input_cfg)
+    if net.weights_source == UNTRAINED:
+        _warn_untrained(net)
+    pending: list[tuple[str | AVClip, AVClip]] = []
+
+    def flush() -> list[Prediction]:
+        done = _run_batch(net, spec, [p[0] for p in pending], [p[1] for p in pending], topk, timings)
+        pending.clear()
+        return done
+
+    for item in items:
+        t0 = time.perf_counter()
+        try:
+            clip = decode_for(item, spec)
+        except MediaError as err:
+            if on_error == "raise":
+                raise
+            if pending:
+                yield from flush()
+            yield PredictionFailure(_source_name(item), err.reason)
+            continue
+        finally:
+            if timings is not None:
+                timings.decode += time.perf_counter() - t0
+        pending.append((item, clip))
+        if len(pending) == batch_size:
+            yield from flush()
+    if pending:
+        yield from flush()
+
+
+def predict(
+    inputs,
+    *,
+    model: str | AVModel,
+    pretrained: bool | str | Path | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    batch_size: int = 8,
+    topk: int = 5,
+    input_cfg: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> Prediction | list[Prediction]:
+    """Predict with a registered model on media files or clips, with the model's own preprocessing.
+
+    Args:
+        inputs: a path, a list of paths, a folder (its media files, sorted) or an :class:`AVClip`
+            (already decoded at the model's sample rate).
+        model: a registered name (``"dgsct-ave-tiny"``, ``"dgsct-ave.untrained"``), a source
+            (``"local-dir:/path"``) or a model object (:class:`~avperceive.models.contract.AVModel`).
+        pretrained: weights for a named model (``True``, ``"hf-hub:org/repo"``, ``"local-dir:/p"``, ...).
+        device: where to run (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``); an unavailable one
+            raises :class:`ConfigError`. Default: the model's.
+        dtype: ``torch.float32`` / ``torch.bfloat16`` / ``torch.float16`` or their names; the model
+            is cast in place. Default: the model's.
+        batch_size: clips per forward pass.
+        topk: number of labels in :attr:`Prediction.topk`.
+        input_cfg: overrides of the model's input settings.
+        progress: a tqdm progress bar on stderr.
+
+    Returns:
+        one :class:`Prediction` for a single path / clip; a list for a list or folder.
+
+    Raises:
+        MediaError: a file cannot be decoded (the CLI skips and reports such files instead).
+        ConfigError: unknown model, dtype or device, or a model that takes embeddings, not media.
+
+    Warns:
+        UntrainedWeightsWarning: the model's weights are untrained (random).
+    """
+    single = isinstance(inputs, (str, Path, AVClip)) and not (isinstance(inputs, (str, Path)) and Path(inputs).is_dir())
+    items = expand_inputs(inputs)
+    results = iter_predict(
+        items, model=model, pretrained=pretrained, device=device, dtype=dtype, batch_size=batch_size,
+        topk=topk, input_cfg=input_cfg,
+    )
+    if progress:
+        from tqdm.auto import tqdm
+
+        results = tqdm(results, total=len(items), desc="predict", unit="file", file=sys.stderr)
+    out = list(results)
+    return out[0] if single else out  # type: ignore[return-value]
