@@ -22,17 +22,17 @@ Every clip has two independent labels (all 2 × 3 combinations equally often):
 
     python examples/eopma_end_to_end.py --out /tmp/eopma_demo
 
-Measured on a 2-core x86-64 CPU shared with other jobs, ``OMP_NUM_THREADS=1``: 18.4 s user + 1.0 s
-sys CPU, 30 s wall (the plot included). Held-out accuracy (24 clips; chance 0.50 for the source, 0.33
+Measured on a 2-core x86-64 CPU shared with other jobs, ``OMP_NUM_THREADS=1``: 18.5 s user + 0.7 s
+sys CPU, 52 s wall (the plot included). Held-out accuracy (24 clips; chance 0.50 for the source, 0.33
 for the type), β = 0 → 0.5 → 1:
 
 * source, causal head, EoPMA: 0.92 → 0.83 → 0.54 (within two clips of β = 0 up to β = 0.6, then falls);
-* source, causal head, final-embedding baseline: 0.92 → 0.88 → 0.46;
-* type, reduced head, EoPMA: 0.33 → 0.50 → 0.75 (the reduced model alone: 0.71).
+* source, causal head, final-embedding baseline: 0.92 → 0.88 → 0.54;
+* type, reduced head, EoPMA: 0.33 → 0.50 → 0.71 (the reduced model alone: 0.71).
 
 Each head works only with the residuals of the bank it was trained with: mixing in the other bank
-takes its task towards chance. With ``--seed 1`` / ``--seed 2`` the curves run 0.96 → 0.62 / 0.67
-(source) and 0.33 / 0.21 → 0.96 / 0.92 (type). On these clips a small β buys nothing on the causal
+takes its task towards chance. With ``--seed 1`` / ``--seed 2`` the curves run 0.96 → 0.50 / 0.62
+(source) and 0.38 / 0.25 → 0.75 / 0.96 (type). On these clips a small β buys nothing on the causal
 task: the paper's gain (Table 4, +0.3 points for β in 0.001–0.027) needs real data and is not
 reproduced here.
 """

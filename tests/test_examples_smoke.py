@@ -113,7 +113,7 @@ def test_finetune_soundactions_documented_smoke_run(tmp_path):
     out = run_documented("finetune_soundactions.py", tmp_path, containing="--synthetic")
     means = {m: float(a) for m, a in re.findall(r"^\s*all \|\s+av \|\s+(\w+) \| ([\d.]+) ±", out, flags=re.M)}
     assert set(means) == {"av", "a", "v"}
-    assert means["av"] >= 0.6  # 3 balanced classes: chance 0.33 (measured 0.83-0.92 over seeds 0-2)
+    assert means["av"] >= 0.6  # 3 balanced classes: chance 0.33 (measured 0.88, 0.75, 0.75 with seeds 0-2)
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["rows"][0]["mean"] == pytest.approx(means["av"], abs=0.006)  # the table prints 2 decimals
     assert (tmp_path / "out" / "reduced_bank.safetensors").is_file()
@@ -128,7 +128,7 @@ def test_eopma_end_to_end_sweep_has_a_shape(tmp_path):
     source = curves["source, causal head (EoPMA)"]["accuracies"]
     kind = curves["type, reduced head (EoPMA)"]["accuracies"]
     assert len(source) == len(kind) == 11
-    # 24 held-out clips; measured over seeds 0-2: source 0.92-0.96 -> 0.54-0.67, type 0.21-0.33 -> 0.75-0.96
+    # 24 held-out clips; measured over seeds 0-2: source 0.92-0.96 -> 0.50-0.62, type 0.25-0.38 -> 0.71-0.96
     assert source[0] >= 0.75 and source[0] - source[-1] >= 0.2  # the causal head loses the source
     assert kind[-1] >= 0.6 and kind[-1] - kind[0] >= 0.25  # the reduced head gains the type
     if plot:
