@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .errors import ConfigError
 from .nn.heads import ave_decision
 
 __all__ = [
@@ -232,7 +233,8 @@ def free_marginal_kappa(votes, n_categories: int, *, counts: bool | None = None)
         votes: ``(N, R)`` integer category labels in ``[0, k)`` (one column per rater), or, with
             ``counts=True``, ``(N, k)`` per-category vote counts.
         n_categories: k. SoundActions Table 2 uses k = 4 for PerceptionType (incl. unknown) and
-            k = 3 for Enjoyability (seeds-spec §4 A6).
+            k = 3 for Enjoyability (the only counts that reproduce the
+            paper's κ = 0.46 and 0.20 from its agreement percentages).
     """
     if counts:
         n = np.asarray(votes, dtype=np.int64)
@@ -279,10 +281,10 @@ __all__ += [
 def _relevance(n_queries: int, n_candidates: int, query_ids, candidate_ids) -> np.ndarray:
     if query_ids is None and candidate_ids is None:
         if n_queries != n_candidates:
-            raise ValueError("query_ids / candidate_ids are needed when queries and candidates differ in number")
+            raise ConfigError("query_ids / candidate_ids are needed when queries and candidates differ in number")
         return np.eye(n_queries, dtype=bool)
     if query_ids is None or candidate_ids is None:
-        raise ValueError("give both query_ids and candidate_ids, or neither")
+        raise ConfigError("give both query_ids and candidate_ids, or neither")
     q, c = np.asarray(query_ids), np.asarray(candidate_ids)
     return q[:, None] == c[None, :]
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 
 __all__ = [
     "ConvertedCheckpoint",
@@ -86,7 +86,7 @@ def register_converter(kind: str, description: str = "", *, architecture: str | 
 
     def deco(fn):
         if kind in _CONVERTERS:
-            raise ValueError(f"converter {kind!r} registered twice")
+            raise ConfigError(f"converter {kind!r} registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()
         _CONVERTERS[kind] = ConverterInfo(kind, fn, description or (doc[0] if doc else ""), architecture)
         return fn

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import torch
 from einops import rearrange, reduce
 
+from ..errors import ConfigError
 from ..modality import MODALITY_STREAMS, check_modality
 
 __all__ = ["AVClip", "ClipSegments", "zero_missing_modality", "zero_modality"]
@@ -40,7 +41,7 @@ def zero_modality(
         return torch.zeros(num_frames, height, width, 3, dtype=torch.uint8)
     if modality == "audio":
         return torch.zeros(channels, samples, dtype=torch.float32)
-    raise ValueError(f"modality must be 'video' or 'audio', got {modality!r}")
+    raise ConfigError(f"modality must be 'video' or 'audio', got {modality!r}")
 
 
 def zero_missing_modality(sample: dict[str, Any], modality: str) -> dict[str, Any]:
@@ -169,7 +170,7 @@ class AVClip:
             :class:`ClipSegments` with video ``(T, F, H, W, 3)`` and audio ``(T, C, S)``.
         """
         if T < 1 or seconds <= 0 or frames_per_segment < 1:
-            raise ValueError(f"need T >= 1, seconds > 0, frames_per_segment >= 1; got {T}, {seconds}, "
+            raise ConfigError(f"need T >= 1, seconds > 0, frames_per_segment >= 1; got {T}, {seconds}, "
                              f"{frames_per_segment}")
         height, width = self.size
         video = zero_modality("video", num_frames=T * frames_per_segment, size=(height, width))

@@ -18,6 +18,7 @@ from .joint_space import ConcatFusion, JointOutput, JointSpace, projection_head
 from .latent_attention import LatentTokenAttention, latent_attention_pair
 from .temporal import TemporalAttention
 from .tokens import check_token_pair, check_tokens
+from .weight_cache import clear_weight_cache, weight_derived
 
 __all__ = [
     # attention.py -- the one attention primitive
@@ -36,4 +37,6 @@ __all__ = [
     # correlation-learning toolkit: losses/, cross_attention.py, fusion_transformer.py, joint_space.py
     "losses", "CrossModalAttention", "FUSION_PATTERNS", "FusionBlock", "FusionOutput", "FusionTransformer",
     "ConcatFusion", "JointOutput", "JointSpace", "projection_head",
+    # weight_cache.py -- inference memo of weight-only tensors (window biases)
+    "weight_derived", "clear_weight_cache",
 ]  # fmt: skip

@@ -34,7 +34,8 @@ POSITIONS = ("p1", "p2")
 _POSITION_ALIASES = {"p1": "p1", "1": "p1", "attn": "p1", "p2": "p2", "2": "p2", "mlp": "p2"}
 _METADATA_KEY = "avperceive.adapter_bank"
 
-# The 12 paired layers of DG-SCT AVE (Swin-V2-L 192 px + HTS-AT AudioSet), reference-models §1.3.
+# The 12 paired layers of DG-SCT AVE (Swin-V2-L 192 px + HTS-AT AudioSet), as in the official DG-SCT code
+# (``haoyi-duan/DG-SCT``, ``AVE/nets/net_trans.py``).
 DGSCT_AVE_LAYERS: list[dict[str, int]] = [
     {"video_dim": cv, "audio_dim": ca, "video_tokens": nv, "audio_tokens": na}
     for cv, ca, nv, na, repeat in ((192, 96, 2304, 4096, 2), (384, 192, 576, 1024, 2), (768, 384, 144, 256, 6),

@@ -1,7 +1,8 @@
 """EoPMA: the β-mix of perception-mode adapter residuals (eqs. 1–4).
 
 Guo, Tørresen & Jensenius, "SoundActions: ... Ensemble of Perception Mode Adapters" (TISMIR 2026,
-doi 10.5334/tismir.223), §3.3, eqs. 1–4 (typos fixed as in seeds-spec §4 A1). For adapted layer l
+doi 10.5334/tismir.223), §3.3, eqs. 1–4 (the printed equations lose their minus signs and
+superscripts; read here with weight (1−β) on causal and β on reduced in eqs. 2 and 4). For adapted layer l
 with audio state ``a`` and video state ``v``, and adapter sets m ∈ {c (causal), r (reduced)} of the
 same architecture (two :class:`~avperceive.nn.adapter_bank.AdapterBank` s)::
 

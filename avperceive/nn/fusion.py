@@ -72,7 +72,7 @@ def _check_layers(layers: Sequence[str]) -> tuple[str, ...]:
     layers = tuple(layers)
     unknown = [name for name in layers if name not in EVENT_LAYERS]
     if unknown or not layers or len(set(layers)) != len(layers):
-        raise ValueError(f"layers must be distinct names from {EVENT_LAYERS}; got {layers}")
+        raise ConfigError(f"layers must be distinct names from {EVENT_LAYERS}; got {layers}")
     return layers
 
 
@@ -89,7 +89,7 @@ def instant_step_mask(z_v: Tensor, z_a: Tensor, k: int, valid: Tensor) -> Tensor
         to the earlier step (a stable descending sort). ``s_t`` is detached: the selection is hard.
     """
     if k < 1:
-        raise ValueError(f"k must be >= 1; got {k}")
+        raise ConfigError(f"k must be >= 1; got {k}")
     scores = (z_v.detach() * z_a.detach()).sum(dim=-1).float()  # s_t = z_v,t . z_a,t
     scores = scores.masked_fill(~valid, float("-inf"))
     order = torch.sort(scores, dim=1, descending=True, stable=True).indices
@@ -214,7 +214,7 @@ class EventSpecificFusion(nn.Module):
         unimodal_heads: ``"concat"`` (default, the paper's layout): the visual / audio heads are
             ``nn.Linear(2 * dim, num_classes)`` like the others, and their zeroed half receives no
             gradient; ``"half"``: ``nn.Linear(dim, num_classes)`` on the non-zero half only (the same
-            function with fewer parameters; spec §4 B9).
+            function with fewer parameters; the paper leaves this open).
 
     Heads are stored as ``heads.<layer>``.
     """
@@ -230,11 +230,11 @@ class EventSpecificFusion(nn.Module):
     ):
         super().__init__()
         if unimodal_heads not in ("concat", "half"):
-            raise ValueError(f"unimodal_heads must be 'concat' or 'half'; got {unimodal_heads!r}")
+            raise ConfigError(f"unimodal_heads must be 'concat' or 'half'; got {unimodal_heads!r}")
         if pool_impl not in POOL_IMPLS:
             raise ConfigError(f"pool_impl must be one of {POOL_IMPLS}; got {pool_impl!r}")
         if k < 1:
-            raise ValueError(f"k must be >= 1; got {k}")
+            raise ConfigError(f"k must be >= 1; got {k}")
         self.dim, self.num_classes, self.k = dim, num_classes, k
         self.layers = _check_layers(layers)
         self.pool_impl, self.unimodal_heads = pool_impl, unimodal_heads
@@ -291,7 +291,8 @@ def localization_map(
         v_map: ``(B, T, D, h, w)`` last visual conv map (MC3-18: ``h = w = 7``, ``D = 512``).
         z_a: ``(B, T, D)`` audio features.
         size: ``(H, W)`` to upsample to (bilinear), or ``None`` to keep ``(h, w)``.
-        normalize: cosine similarity instead of the raw dot product (§4 B10 of the spec).
+        normalize: cosine similarity instead of the raw dot product (the paper does not say which;
+            the raw dot product is the default).
 
     Returns:
         ``(B, T, H, W)`` maps.

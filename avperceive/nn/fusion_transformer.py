@@ -30,7 +30,7 @@ stream for ``"early_sum"``).
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import torch
 from torch import Tensor, nn
@@ -49,14 +49,8 @@ FusionPattern = Literal[
     "cross_attention",
     "bottleneck",
 ]
-FUSION_PATTERNS: tuple[str, ...] = (
-    "early_sum",
-    "early_concat",
-    "hierarchical_multi_single",
-    "hierarchical_single_multi",
-    "cross_attention",
-    "bottleneck",
-)
+#: the values of :data:`FusionPattern`, in the order of the module docstring.
+FUSION_PATTERNS: tuple[str, ...] = get_args(FusionPattern)
 
 
 class FusionBlock(nn.Module):

@@ -184,40 +184,34 @@ class LogitScale(nn.Module):
         return torch.exp(-self.log_scale.float().clamp(max=self.max_log_scale))
 
 
-class InfoNCELoss(nn.Module):
+class _TemperatureLoss(nn.Module):
+    """Settings shared by the NCE losses: a fixed or learnable temperature (:class:`LogitScale`),
+    L2 normalisation of the embeddings, gathering of negatives across ranks."""
+
+    def __init__(
+        self,
+        temperature: float = 0.07,
+        learnable_temperature: bool = False,
+        normalize: bool = True,
+        gather: bool = True,
+    ):
+        super().__init__()
+        self.temperature = LogitScale(temperature, learnable=learnable_temperature)
+        self.normalize, self.gather = normalize, gather
+
+
+class InfoNCELoss(_TemperatureLoss):
     """:func:`info_nce` with a fixed or learnable temperature (:class:`LogitScale`).
 
     ``forward(a (B, D), v (B, D), valid=None) -> scalar``.
     """
 
-    def __init__(
-        self,
-        temperature: float = 0.07,
-        learnable_temperature: bool = False,
-        normalize: bool = True,
-        gather: bool = True,
-    ):
-        super().__init__()
-        self.temperature = LogitScale(temperature, learnable=learnable_temperature)
-        self.normalize, self.gather = normalize, gather
-
     def forward(self, a: Tensor, v: Tensor, valid: Tensor | None = None) -> Tensor:
         return info_nce(a, v, temperature=self.temperature(), valid=valid, normalize=self.normalize, gather=self.gather)
 
 
-class MILNCELoss(nn.Module):
+class MILNCELoss(_TemperatureLoss):
     """:func:`mil_nce` with a fixed or learnable temperature; ``forward`` takes :func:`mil_nce`'s arguments."""
-
-    def __init__(
-        self,
-        temperature: float = 0.07,
-        learnable_temperature: bool = False,
-        normalize: bool = True,
-        gather: bool = True,
-    ):
-        super().__init__()
-        self.temperature = LogitScale(temperature, learnable=learnable_temperature)
-        self.normalize, self.gather = normalize, gather
 
     def forward(self, a: Tensor, v: Tensor, **kwargs) -> Tensor:
         return mil_nce(a, v, temperature=self.temperature(), normalize=self.normalize, gather=self.gather, **kwargs)
