@@ -76,8 +76,7 @@ class EventSpecificModel(AVModel, PretrainedMixin):
         unimodal_heads: ``"concat"`` (the paper's 2D-input heads) or ``"half"`` (D-input heads for the
             visual / audio layers); see :class:`~avperceive.nn.EventSpecificFusion`.
 
-    Inputs of :meth:`forward_features` (:meth:`forward` takes the same; after ``video, audio`` it
-    passes them on by keyword):
+    Inputs of :meth:`forward`:
         video: ``(B, T, 3, H, W)`` (the library's layout) or, with ``channels_first=True``,
             ``(B, 3, T, H, W)`` (the Conv3d layout), normalised with ``mean``/``std`` of the config.
         audio: a waveform ``(B, samples)`` at 16 kHz (turned into the 1000 x 80 log-mel inside the
@@ -175,6 +174,23 @@ class EventSpecificModel(AVModel, PretrainedMixin):
         """Per-layer logits -> clip logits ``log mean_i softmax(O_i)`` ``(B, num_classes)``."""
         stacked = torch.stack([o.float().log_softmax(dim=-1) for o in features.values()])  # (layers, B, K)
         return torch.logsumexp(stacked, dim=0) - math.log(len(features))
+
+    def forward(
+        self,
+        video: Tensor,
+        audio: Tensor,
+        onset_mask: Tensor | None = None,
+        padding_mask: Tensor | None = None,
+        *,
+        channels_first: bool = False,
+    ) -> Tensor:
+        """Clip logits ``(B, num_classes)`` (float32): the layers' mean class probability, as logits.
+
+        Written out (not :meth:`AVModel.forward`) so that the masks can also be passed by position,
+        ``model(video, audio, onset_mask)``, as callers do."""
+        return self.forward_head(
+            self.forward_features(video, audio, onset_mask, padding_mask, channels_first=channels_first)
+        )
 
     def decide(self, outputs: Tensor) -> Tensor:
         """``(B,)`` class indices: the argmax of the clip logits."""
