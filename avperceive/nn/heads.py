@@ -96,7 +96,7 @@ class TemporalCMBSHead(nn.Module):
             ``attn_impl``), with its defaults; the head's width is the temporal module's ``d_model``.
     """
 
-    def __init__(self, num_classes: int = 28, **temporal_kwargs: Any):
+    def __init__(self, *, num_classes: int = 28, **temporal_kwargs: Any):
         super().__init__()
         self.temporal = TemporalAttention(**temporal_kwargs)
         self.head = CMBSHead(d_model=self.temporal.d_model, num_classes=num_classes)

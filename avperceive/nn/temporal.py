@@ -109,10 +109,13 @@ class _FeedForward(nn.Module):
 
 
 class _PostNormLayer(nn.Module):
-    """What the encoder and decoder layers share: ``x = norm1(x + attended); x = norm2(x + FFN(x))``."""
+    """What the encoder and decoder layers share: ``x = norm1(x + attended); x = norm2(x + FFN(x))``.
 
-    def __init__(self, dim: int, ffn_dim: int, dropout: float):
-        super().__init__()
+    A subclass builds its attention first, then calls :meth:`build_post_norm` (the reference's order of
+    construction, so a seeded initialisation draws the same numbers).
+    """
+
+    def build_post_norm(self, dim: int, ffn_dim: int, dropout: float) -> None:
         self.norm1 = nn.LayerNorm(dim)
         self.dropout1 = nn.Dropout(dropout)
         self.ffn = _FeedForward(dim, ffn_dim, dropout)
@@ -128,8 +131,9 @@ class TemporalEncoderLayer(_PostNormLayer):
     """
 
     def __init__(self, dim: int, num_heads: int, ffn_dim: int, dropout: float = 0.1, attn_impl: str = "fused"):
-        super().__init__(dim, ffn_dim, dropout)
+        super().__init__()
         self.self_attn = MultiheadAttention(dim, num_heads, dropout, attn_impl)
+        self.build_post_norm(dim, ffn_dim, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.add_norm_ffn(x, self.self_attn(x, x, x))
@@ -167,8 +171,9 @@ class CrossModalDecoderLayer(_PostNormLayer):
     """
 
     def __init__(self, dim: int, num_heads: int, ffn_dim: int, dropout: float = 0.1, attn_impl: str = "fused"):
-        super().__init__(dim, ffn_dim, dropout)
+        super().__init__()
         self.cross_attn = MultiheadAttention(dim, num_heads, dropout, attn_impl)
+        self.build_post_norm(dim, ffn_dim, dropout)
 
     def forward(self, query: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         kv = torch.cat([memory, query], dim=1)
