@@ -22,9 +22,11 @@ segments. For clip classifiers: the top-k labels with probabilities and the deci
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,7 @@ import torch
 from .errors import ConfigError, MediaError
 from .io import AVClip
 from .models.contract import UNTRAINED, AVModel
-from .models.inputs import InputSpec, decode_for, prepare_inputs
+from .models.inputs import InputSpec, ModelInputs, decode_for, prepare_inputs
 
 __all__ = [
     "predict",
@@ -48,6 +50,7 @@ __all__ = [
     "InputSpec",
     "UntrainedWeightsWarning",
     "expand_inputs",
+    "default_num_workers",
     "resolve_device",
     "resolve_dtype",
     "MEDIA_SUFFIXES",
@@ -219,15 +222,22 @@ class PredictionFailure:
 
 @dataclass
 class PredictTimings:
-    """Seconds spent in each stage (filled in by :func:`iter_predict` when passed ``timings=``)."""
+    """Seconds spent in each stage (filled in by :func:`iter_predict` when passed ``timings=``).
+
+    ``decode`` sums the decoding time of every file, wherever it ran (in the decoding workers it
+    overlaps the model); ``wait`` is the time the main process waited for decoded files (equal to
+    ``decode`` without workers, near zero when the workers keep ahead of the model).
+    """
 
     decode: float = 0.0
     frontend: float = 0.0
     model: float = 0.0
+    wait: float = 0.0
     clips: int = 0
 
     def to_dict(self) -> dict[str, float]:
-        return {"decode_s": self.decode, "frontend_s": self.frontend, "model_s": self.model, "clips": self.clips}
+        return {"decode_s": self.decode, "frontend_s": self.frontend, "model_s": self.model, "wait_s": self.wait,
+                "clips": self.clips}
 
 
 # -- arguments --------------------------------------------------------------------------------------
@@ -344,10 +354,19 @@ def _read_ave(model: AVModel, outputs, valid: torch.Tensor):
     return labels, score, clip_probs, k
 
 
-def _run_batch(model: AVModel, spec: InputSpec, items, clips, topk: int, timings) -> list[Prediction]:
+def _join_inputs(parts: Sequence[ModelInputs], device: torch.device, dtype: torch.dtype) -> ModelInputs:
+    """Per-clip model inputs (batch 1 each, float32 on the CPU) -> one batch on ``device`` / ``dtype``."""
+    video = torch.cat([p.video for p in parts]).to(device=device, dtype=dtype)
+    audio = torch.cat([p.audio for p in parts]).to(device=device, dtype=dtype)
+    extra = {k: torch.cat([p.extra[k] for p in parts]).to(device) for k in parts[0].extra}
+    return ModelInputs(video, audio, extra, torch.cat([p.valid for p in parts]))
+
+
+def _run_batch(model: AVModel, spec: InputSpec, items, prepared: Sequence[_Prepared], topk: int,
+               timings) -> list[Prediction]:
     device, dtype = _model_device_dtype(model)
     t0 = time.perf_counter()
-    inputs = prepare_inputs(clips, spec, device=device, dtype=dtype)
+    inputs = _join_inputs([p.inputs for p in prepared], device, dtype)
     t1 = time.perf_counter()
     with torch.inference_mode():
         outputs = model(inputs.video, inputs.audio, **inputs.extra)
@@ -357,10 +376,10 @@ def _run_batch(model: AVModel, spec: InputSpec, items, clips, topk: int, timings
     if timings is not None:
         timings.frontend += t1 - t0
         timings.model += t2 - t1
-        timings.clips += len(clips)
+        timings.clips += len(prepared)
     name = model.architecture or type(model).__name__
     common = [dict(source=_source_name(i), model=name, task=spec.task, has_video=c.has_video,
-                   has_audio=c.has_audio, weights=model.weights_source) for i, c in zip(items, clips)]
+                   has_audio=c.has_audio, weights=model.weights_source) for i, c in zip(items, prepared)]
     results: list[Prediction] = []
     if spec.task == "ave":
         labels, score, clip_probs, k = _read_ave(model, outputs, inputs.valid)
@@ -395,6 +414,106 @@ def _run_batch(model: AVModel, spec: InputSpec, items, clips, topk: int, timings
     return results
 
 
+def default_num_workers(num_items: int) -> int:
+    """Decoding workers used when ``num_workers=None``: none for a single file, else ``min(4, CPUs - 1)``, at least 1.
+
+    One CPU is left to the main process (front-end + model); four workers keep a GPU busy with
+    the -tiny and full-size models alike, more only add memory (see ``docs/predict.md``).
+    """
+    if num_items <= 1:
+        return 0
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cpus - 1))
+
+
+@dataclass
+class _Prepared:
+    """One input decoded and through the front-ends (made in a worker, read in the main process), or why not."""
+
+    index: int
+    inputs: ModelInputs | None  # batch of one, float32 on the CPU; None when the file failed
+    has_video: bool = True
+    has_audio: bool = True
+    reason: str = ""  # why the file failed
+    config_error: str = ""  # a configuration error (raised as ConfigError by the main process)
+    decode_s: float = 0.0
+    frontend_s: float = 0.0
+
+
+def _prepare_one(index: int, item: str | AVClip, spec: InputSpec, on_error: str) -> _Prepared:
+    """Decode ``item`` and run the front-ends (:func:`prepare_inputs`) on it alone.
+
+    A :class:`MediaError` becomes a failure record (so it crosses process boundaries without pickling
+    the exception); any other decoding exception too when ``on_error="skip"``, so one odd file never
+    stops a long run; a :class:`ConfigError` is carried as text and raised by the main process.
+    """
+    t0 = time.perf_counter()
+    try:
+        clip = decode_for(item, spec)
+        t1 = time.perf_counter()
+        inputs = prepare_inputs([clip], spec)
+    except ConfigError as err:
+        return _Prepared(index, None, config_error=str(err))
+    except MediaError as err:
+        return _Prepared(index, None, reason=err.reason, decode_s=time.perf_counter() - t0)
+    except Exception as err:  # noqa: BLE001  (an unexpected decoder error is still one file's failure)
+        if on_error == "raise":
+            raise
+        return _Prepared(index, None, reason=f"decoding raised {type(err).__name__}: {err}",
+                         decode_s=time.perf_counter() - t0)
+    return _Prepared(index, inputs, clip.has_video, clip.has_audio, decode_s=t1 - t0,
+                     frontend_s=time.perf_counter() - t1)
+
+
+class _PrepareDataset(torch.utils.data.Dataset):
+    """``items[i]`` decoded and prepared for ``spec`` (map-style: the DataLoader keeps input order)."""
+
+    def __init__(self, items: Sequence[str | AVClip], spec: InputSpec, on_error: str):
+        self.items, self.spec, self.on_error = list(items), spec, on_error
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> _Prepared:
+        return _prepare_one(index, self.items[index], self.spec, self.on_error)
+
+
+def _no_collate(sample: _Prepared) -> _Prepared:
+    return sample
+
+
+def _prepared_stream(items, spec: InputSpec, on_error: str, num_workers: int, workers: str) -> Iterator[_Prepared]:
+    """``items`` decoded and prepared, in input order: in this process, or in ``num_workers`` DataLoader
+    worker processes (``workers="process"``) / threads (``"thread"``) working ahead while the caller
+    runs the model."""
+    if num_workers == 0:
+        for i, item in enumerate(items):
+            yield _prepare_one(i, item, spec, on_error)
+        return
+    if workers == "thread":
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(num_workers, thread_name_prefix="avperceive-decode") as pool:
+            ahead: deque = deque()
+            it = iter(enumerate(items))
+            for i, item in it:  # keep 2 files per thread in flight, the DataLoader's default prefetch
+                ahead.append(pool.submit(_prepare_one, i, item, spec, on_error))
+                if len(ahead) >= 2 * num_workers:
+                    break
+            while ahead:
+                done = ahead.popleft().result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    ahead.append(pool.submit(_prepare_one, *nxt, spec, on_error))
+                yield done
+        return
+    loader = torch.utils.data.DataLoader(
+        _PrepareDataset(items, spec, on_error), batch_size=None, shuffle=False, num_workers=num_workers,
+        collate_fn=_no_collate, prefetch_factor=2, persistent_workers=False,
+    )
+    yield from loader
+
+
 def iter_predict(
     inputs,
     *,
@@ -407,43 +526,62 @@ def iter_predict(
     input_cfg: dict[str, Any] | None = None,
     on_error: str = "raise",
     timings: PredictTimings | None = None,
+    num_workers: int | None = None,
+    workers: str = "process",
 ) -> Iterator[Prediction | PredictionFailure]:
     """Yield one :class:`Prediction` per input, in order (see :func:`predict` for the arguments).
 
     With ``on_error="skip"`` a file that fails to decode yields a :class:`PredictionFailure`
-    (name + reason) and the others are still predicted; ``"raise"`` raises its :class:`MediaError`.
+    (name + reason) in its place and the others are still predicted; ``"raise"`` raises its
+    :class:`MediaError`. Decoding runs in ``num_workers`` DataLoader worker processes (or threads,
+    ``workers="thread"``) while this process runs the front-end and the model; results are the same
+    as with ``num_workers=0`` (decoding here), in the same order.
     """
     if on_error not in ("raise", "skip"):
         raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 0):
+        raise ConfigError(f"num_workers must be an int >= 0 or None (automatic), got {num_workers!r}")
+    if workers not in ("process", "thread"):
+        raise ConfigError(f"workers must be 'process' or 'thread', got {workers!r}")
     items = expand_inputs(inputs)
     net = _resolve_model(model, pretrained, resolve_device(device), resolve_dtype(dtype))
     spec = _input_spec(net, input_cfg)
     if net.weights_source == UNTRAINED:
         _warn_untrained(net)
-    pending: list[tuple[str | AVClip, AVClip]] = []
+    if num_workers is None:
+        files = sum(not isinstance(item, AVClip) for item in items)  # decoded clips need no worker
+        num_workers = default_num_workers(files)
+    pending: list[tuple[str | AVClip, _Prepared]] = []
 
     def flush() -> list[Prediction]:
         done = _run_batch(net, spec, [p[0] for p in pending], [p[1] for p in pending], topk, timings)
         pending.clear()
         return done
 
-    for item in items:
+    stream = _prepared_stream(items, spec, on_error, num_workers, workers)
+    while True:
         t0 = time.perf_counter()
-        try:
-            clip = decode_for(item, spec)
-        except MediaError as err:
+        prepared = next(stream, None)
+        if timings is not None:
+            timings.wait += time.perf_counter() - t0
+        if prepared is None:
+            break
+        if prepared.config_error:
+            raise ConfigError(prepared.config_error)
+        item = items[prepared.index]
+        if timings is not None:
+            timings.decode += prepared.decode_s
+            timings.frontend += prepared.frontend_s
+        if prepared.inputs is None:
             if on_error == "raise":
-                raise
+                raise MediaError(_source_name(item), prepared.reason)
             if pending:
                 yield from flush()
-            yield PredictionFailure(_source_name(item), err.reason)
+            yield PredictionFailure(_source_name(item), prepared.reason)
             continue
-        finally:
-            if timings is not None:
-                timings.decode += time.perf_counter() - t0
-        pending.append((item, clip))
+        pending.append((item, prepared))
         if len(pending) == batch_size:
             yield from flush()
     if pending:
@@ -461,6 +599,7 @@ def predict(
     topk: int = 5,
     input_cfg: dict[str, Any] | None = None,
     progress: bool = False,
+    num_workers: int | None = None,
 ) -> Prediction | list[Prediction]:
     """Predict with a registered model on media files or clips, with the model's own preprocessing.
 
@@ -478,6 +617,9 @@ def predict(
         topk: number of labels in :attr:`Prediction.topk`.
         input_cfg: overrides of the model's input settings.
         progress: a tqdm progress bar on stderr.
+        num_workers: processes decoding files ahead of the model (a ``torch.utils.data.DataLoader``,
+            results in input order); ``0`` decodes in this process. Default (``None``): 0 for one
+            file, else ``min(4, CPUs - 1)`` (at least 1), see :func:`default_num_workers`.
 
     Returns:
         one :class:`Prediction` for a single path / clip; a list for a list or folder.
@@ -493,7 +635,7 @@ def predict(
     items = expand_inputs(inputs)
     results = iter_predict(
         items, model=model, pretrained=pretrained, device=device, dtype=dtype, batch_size=batch_size,
-        topk=topk, input_cfg=input_cfg,
+        topk=topk, input_cfg=input_cfg, num_workers=num_workers,
     )
     if progress:
         from tqdm.auto import tqdm
