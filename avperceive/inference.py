@@ -22,6 +22,7 @@ segments. For clip classifiers: the top-k labels with probabilities and the deci
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -29,6 +30,7 @@ import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,13 @@ __all__ = [
     "UntrainedWeightsWarning",
     "expand_inputs",
     "default_num_workers",
+    "shard",
+    "part_path",
+    "read_results",
+    "recorded_sources",
+    "predict_to_part",
+    "merge_results",
+    "MergeSummary",
     "resolve_device",
     "resolve_dtype",
     "MEDIA_SUFFIXES",
@@ -414,16 +423,18 @@ def _run_batch(model: AVModel, spec: InputSpec, items, prepared: Sequence[_Prepa
     return results
 
 
-def default_num_workers(num_items: int) -> int:
-    """Decoding workers used when ``num_workers=None``: none for a single file, else ``min(4, CPUs - 1)``, at least 1.
+def default_num_workers(num_items: int, *, processes_per_machine: int = 1) -> int:
+    """Decoding workers used when ``num_workers=None``: 0 for a single file, else ``min(4, CPUs - 1)``, at least 1.
 
-    One CPU is left to the main process (front-end + model); four workers keep a GPU busy with
-    the -tiny and full-size models alike, more only add memory (see ``docs/predict.md``).
+    ``CPUs`` is this process's share of the machine (the CPUs it may run on divided by
+    ``processes_per_machine``, e.g. torchrun's ``LOCAL_WORLD_SIZE``); one of them is left to the
+    main process (batching + model). Four workers keep the model fed when decoding takes ~4x the
+    model's time per file; more only add memory (see ``docs/predict.md``).
     """
     if num_items <= 1:
         return 0
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(4, cpus - 1))
+    return max(1, min(4, cpus // max(1, processes_per_machine) - 1))
 
 
 @dataclass
@@ -643,3 +654,140 @@ def predict(
         results = tqdm(results, total=len(items), desc="predict", unit="file", file=sys.stderr)
     out = list(results)
     return out[0] if single else out  # type: ignore[return-value]
+
+
+# -- sharded, resumable JSON-lines output (``torchrun -m avperceive predict ... --out results.jsonl``) ---------
+def shard(items: Sequence[Any], rank: int, world_size: int) -> list[Any]:
+    """Process ``rank``'s share of ``items``: every ``world_size``-th item from ``rank`` (disjoint, covering,
+    deterministic for a given order, sizes within one of each other)."""
+    if not 0 <= rank < world_size:
+        raise ConfigError(f"rank must be in [0, {world_size}), got {rank}")
+    return list(items[rank::world_size])
+
+
+def part_path(out: str | Path, rank: int, world_size: int) -> Path:
+    """The file process ``rank`` of ``world_size`` appends its results to: ``OUT.rank{r}-of-{N}.part``."""
+    out = Path(out)
+    return out.with_name(f"{out.name}.rank{rank}-of-{world_size}.part")
+
+
+def _part_files(out: Path) -> list[Path]:
+    """Every part file of ``out`` (whatever the world size that wrote it), sorted."""
+    return sorted(out.parent.glob(f"{glob_escape(out.name)}.rank*-of-*.part"))
+
+
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """The result records of a JSON-lines file; a missing file is empty.
+
+    Only complete lines (ending in a newline) that hold a JSON object with a ``"source"`` count: a
+    last line cut short by a crash (or a killed process) is ignored.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    with path.open("rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("source"), str):
+                records.append(rec)
+    return records
+
+
+def recorded_sources(out: str | Path, *, retry_failed: bool = False) -> set[str]:
+    """Sources that ``out`` or its part files already hold a result for (failures too, unless ``retry_failed``)."""
+    out = Path(out)
+    done: set[str] = set()
+    for path in [out, *_part_files(out)]:
+        done.update(r["source"] for r in read_results(path) if not (retry_failed and "error" in r))
+    return done
+
+
+def _open_part(path: Path):
+    """Open a part file for appending, first cutting a trailing partial line (left by a killed process)."""
+    if path.exists():
+        data = path.read_bytes()
+        keep = data.rfind(b"\n") + 1
+        if keep != len(data):
+            with path.open("r+b") as f:
+                f.truncate(keep)
+    return path.open("a", encoding="utf-8")
+
+
+def predict_to_part(
+    items: Sequence[str | AVClip],
+    out: str | Path,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    retry_failed: bool = False,
+    **kwargs: Any,
+) -> Iterator[Prediction | PredictionFailure]:
+    """Predict this process's shard of ``items`` into its part file, one JSON line per file, resumably.
+
+    The shard is :func:`shard` of ``items``; files ``out`` or any part file of ``out`` already holds
+    a result for are skipped (:func:`recorded_sources`), so a re-run after a crash only does the
+    rest. Each result is appended as one line (:meth:`Prediction.to_dict`, or
+    ``{"source": ..., "error": reason}`` for a file that failed) and flushed before it is yielded.
+    ``kwargs`` go to :func:`iter_predict` (``on_error`` is always ``"skip"``). Merge the parts with
+    :func:`merge_results` once every process is done.
+    """
+    out = Path(out)
+    done = recorded_sources(out, retry_failed=retry_failed)
+    todo = [item for item in shard(items, rank, world_size) if _source_name(item) not in done]
+    if not todo:
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _open_part(part_path(out, rank, world_size)) as f:
+        for result in iter_predict(todo, on_error="skip", **kwargs):
+            f.write(json.dumps(result.to_dict()) + "\n")
+            f.flush()
+            yield result
+
+
+@dataclass
+class MergeSummary:
+    """What :func:`merge_results` wrote: ``predicted`` + ``failed`` lines; ``missing`` inputs had no result."""
+
+    predicted: int
+    failed: int
+    missing: list[str]
+
+
+def merge_results(items: Sequence[str | AVClip], out: str | Path) -> MergeSummary:
+    """Write ``out``: one line per input in input order, from ``out`` (an earlier merge) and every part file.
+
+    A file recorded more than once (a failure retried, a re-run with another world size) keeps a
+    success over a failure, else the record read last (part files after ``out``). ``out`` is
+    replaced atomically, then the part files are removed. Inputs without a record are listed in
+    :attr:`MergeSummary.missing` (and absent from ``out``; a re-run predicts them).
+    """
+    out = Path(out)
+    parts = _part_files(out)
+    best: dict[str, dict[str, Any]] = {}
+    for path in [out, *parts]:
+        for rec in read_results(path):
+            old = best.get(rec["source"])
+            if old is None or "error" in old or "error" not in rec:
+                best[rec["source"]] = rec
+    predicted = failed = 0
+    missing: list[str] = []
+    tmp = out.with_name(out.name + ".merging")
+    with tmp.open("w", encoding="utf-8") as f:
+        for item in items:
+            rec = best.get(_source_name(item))
+            if rec is None:
+                missing.append(_source_name(item))
+                continue
+            failed += "error" in rec
+            predicted += "error" not in rec
+            f.write(json.dumps(rec) + "\n")
+    os.replace(tmp, out)
+    for path in parts:
+        path.unlink()
+    return MergeSummary(predicted, failed, missing)
