@@ -18,6 +18,12 @@ segment with the decided class, its probability and whether the segment lies ins
 segments. For clip classifiers: the top-k labels with probabilities and the decided label.
 ``Prediction.weights`` says where the weights come from; untrained weights raise an
 :class:`UntrainedWeightsWarning` once per call.
+
+Throughput: files are decoded and put through the front-ends in ``num_workers`` DataLoader
+worker processes (:func:`default_num_workers`) while the model runs, results in input order.
+Scale-out: :func:`predict_to_part` predicts one process's :func:`shard` of the files into its own
+JSON-lines part file, skipping files already recorded (resumable); :func:`merge_results` joins the
+parts in input order (``torchrun -m avperceive predict ... --out results.jsonl``).
 """
 
 from __future__ import annotations
