@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .errors import AvperceiveError
+from .errors import AvperceiveError, one_line
 
 __all__ = ["main", "build_parser"]
 
@@ -75,12 +75,16 @@ _SUBCOMMANDS = [_optional(_add_describe), _optional(_add_predict), _optional(_ad
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # File names that are not valid UTF-8 reach us surrogate-escaped (PEP 383): print their bytes back.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape" if stream is sys.stdout else "backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except AvperceiveError as err:
-        print(f"avperceive {args.command}: error: {err}", file=sys.stderr)
+        print(f"avperceive {args.command}: error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("avperceive: interrupted", file=sys.stderr)

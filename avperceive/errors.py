@@ -7,7 +7,16 @@ exits with status 2.
 
 from __future__ import annotations
 
-__all__ = ["AvperceiveError", "MediaError", "CheckpointError", "ConfigError"]
+import re
+
+__all__ = ["AvperceiveError", "MediaError", "CheckpointError", "ConfigError", "one_line"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def one_line(text: str) -> str:
+    """``text`` without terminal colour codes and with its line breaks folded into spaces."""
+    return " ".join(_ANSI.sub("", text).split())
 
 
 class AvperceiveError(Exception):
@@ -19,12 +28,13 @@ class MediaError(AvperceiveError):
 
     Args:
         path: the file (or ``"<AVClip>"`` for in-memory clips).
-        reason: why, in words (``"no audio stream"``, ``"truncated or corrupt: ..."``).
+        reason: why, in words (``"no audio stream"``, ``"truncated or corrupt: ..."``); kept on
+            one line (line breaks and terminal colour codes of library messages removed).
     """
 
     def __init__(self, path: object, reason: str):
         self.path = str(path)
-        self.reason = reason
+        self.reason = one_line(reason)
         super().__init__(f"{self.path}: {reason}")
 
 
@@ -49,7 +59,7 @@ class CheckpointError(AvperceiveError):
         self.missing = list(missing)
         self.unexpected = list(unexpected)
         self.mismatched = list(mismatched)
-        parts = [message]
+        parts = [one_line(message)]
         for label, keys in (("missing keys", self.missing), ("unexpected keys", self.unexpected)):
             if keys:
                 shown = ", ".join(keys[:10]) + (f", ... ({len(keys)} in all)" if len(keys) > 10 else "")

@@ -17,7 +17,7 @@ import argparse
 
 import torch
 
-from avperceive.backbones import HTSAT, SwinV2
+import avperceive as avp
 
 
 def main() -> None:
@@ -26,12 +26,12 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     if args.full:
-        swin = SwinV2.from_preset("swinv2_large_window12_192", num_classes=0).eval()
-        audio = HTSAT.from_preset("htsat_audioset").eval()
+        swin = avp.create_model("swinv2_large_window12_192", num_classes=0).eval()
+        audio = avp.create_model("htsat_audioset").eval()
         frames = torch.randn(1, 3, 192, 192)
     else:
-        swin = SwinV2.from_preset("swinv2_test_tiny").eval()
-        audio = HTSAT.from_preset("htsat_test_tiny").eval()
+        swin = avp.create_model("swinv2_test_tiny").eval()
+        audio = avp.create_model("htsat_test_tiny").eval()
         frames = torch.randn(1, 3, 48, 48)
     wave = 0.1 * torch.randn(1, 320_000)  # 10 s at 32 kHz
 
@@ -44,6 +44,10 @@ def main() -> None:
         out = audio.forward_head(tokens)
         print("HTS-AT image", tuple(image.shape), "stages", [tuple(s.shape) for s in audio_stages])
         print("HTS-AT clipwise", tuple(out["clipwise_output"].shape), "framewise", tuple(out["framewise_output"].shape))
+
+        # timm's indices: the last two stages only, as (B, C, H, W) maps, without running the final norm
+        maps = swin.forward_intermediates(frames, indices=2, output_fmt="NCHW", intermediates_only=True)
+        print("Swin-V2 last two stages", [tuple(m.shape) for m in maps])
 
         # one Swin-V2 block, sub-layer by sub-layer: this is where adapters add their residuals
         blk = swin.stages[0].blocks[1]

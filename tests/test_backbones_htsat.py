@@ -163,7 +163,7 @@ def test_forward_shapes_short_wave_and_grad_checkpointing():
     model.train()
     image = model.forward_frontend(wave).detach()
     for blk in model.blocks:
-        blk.drop_path.p = 0.0
+        blk.drop_path1.p = blk.drop_path2.p = 0.0
     model.forward_features(image).square().mean().backward()
     g0 = model.patch_embed.proj.weight.grad.clone()
     model.zero_grad()
@@ -219,3 +219,31 @@ def test_bf16_autocast_and_explicit_prefix():
     sd = {"net." + k: v for k, v in model.state_dict().items()}
     report = convert_htsat_with(sd, prefix="net.")
     assert set(report.state_dict) == set(model.state_dict()) and report.dropped == {}
+
+
+def test_forward_intermediates_indices_and_reset_classifier():
+    torch.manual_seed(6)
+    model = htsat_test_tiny().eval()
+    image = torch.randn(1, 1, 256, 256)
+    with torch.no_grad():
+        feats, every = model.forward_intermediates(image)
+        assert [tuple(t.shape) for t in every] == [(1, 4096, 16), (1, 1024, 32), (1, 256, 64), (1, 64, 128)]
+        last = model.forward_intermediates(image, indices=1, intermediates_only=True)
+        assert len(last) == 1 and torch.equal(last[0], every[-1]) and torch.equal(model.norm(every[-1]), feats)
+        picked = model.forward_intermediates(image, indices=[2, -3], intermediates_only=True)
+        assert torch.equal(picked[0], every[1]) and torch.equal(picked[1], every[2])
+        grid = model.forward_intermediates(image, indices=[3], output_fmt="NCHW", intermediates_only=True)[0]
+        assert grid.shape == (1, 128, 8, 8)
+        full = model.forward_head(feats)
+        model.reset_classifier(5)
+        out = model.forward_head(feats)
+        assert out["clipwise_output"].shape == (1, 5) and out["framewise_output"].shape == (1, 1024, 5)
+        assert model.tscam_conv.weight.shape == (5, 128, 2, 3)
+        assert torch.equal(out["latent_output"], full["latent_output"])  # the head does not touch the tokens
+        model.reset_classifier(0)
+        assert model.forward_head(feats).keys() == {"latent_output"}
+        assert not any(k.startswith("tscam_conv") for k in model.state_dict())
+    with pytest.raises(ConfigError, match="indices"):
+        model.forward_intermediates(image, indices=5)
+    assert [f["num_chs"] for f in model.feature_info] == [16, 32, 64, 128]
+    assert [f["reduction"] for f in model.feature_info] == [4, 8, 16, 32]

@@ -12,6 +12,7 @@ import torch
 from avperceive.backbones.swinv2 import SwinV2, SwinV2Block, swinv2_large_window12_192, swinv2_test_tiny
 from avperceive.errors import CheckpointError, ConfigError
 from avperceive.hub import convert_checkpoint
+from avperceive.registry import create_model
 
 MANIFEST = Path(__file__).parent / "data" / "backbones" / "manifest_shapes.json"
 
@@ -192,9 +193,9 @@ def test_bf16_autocast_runs():
     assert (y.float() - ref).abs().max().item() < 0.2
 
 
-def test_preset_unknown_raises():
+def test_unknown_backbone_name_raises_with_hint():
     with pytest.raises(ConfigError, match="swinv2_large_window12_192"):
-        SwinV2.from_preset("swinv2_huge")
+        create_model("swinv2_large_window12_19")
 
 
 def _meta_state_dict(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
@@ -271,3 +272,118 @@ def test_converter_explicit_prefix():
     report = convert_swinv2_timm(sd, prefix="visual.trunk.")
     assert set(report.state_dict) == set(model.state_dict())
     assert list(report.dropped) == ["visual.proj"]
+
+
+# -- timm-style API: forward_intermediates(indices=...), reset_classifier, feature_info -----------
+def _perturbed_tiny(**overrides) -> SwinV2:
+    torch.manual_seed(5)
+    model = swinv2_test_tiny(**overrides).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+def _stage_by_stage(model: SwinV2, x: torch.Tensor) -> list[torch.Tensor]:
+    """Each stage's blocks output, by stepping through the modules by hand (the independent truth)."""
+    outs, t = [], model.patch_embed(x)
+    for stage in model.stages:
+        for blk in stage.blocks:
+            t = blk(t)
+        outs.append(t)
+        t = stage.downsample(t)
+    return outs
+
+
+def test_forward_intermediates_indices_follow_timm():
+    model = _perturbed_tiny()
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        truth = _stage_by_stage(model, x)
+        feats, every = model.forward_intermediates(x)
+        assert torch.equal(feats, model.forward_features(x))
+        assert [tuple(t.shape) for t in every] == [(2, 144, 16), (2, 36, 32), (2, 9, 64)]
+        # same ops in the same order: bit-identical
+        assert all(torch.equal(a, b) for a, b in zip(every, truth))
+        _, last2 = model.forward_intermediates(x, indices=2)  # int n = the last n stages
+        assert len(last2) == 2 and torch.equal(last2[0], truth[1]) and torch.equal(last2[1], truth[2])
+        picked = model.forward_intermediates(x, indices=[-1, 0], intermediates_only=True)  # stage order
+        assert isinstance(picked, list) and len(picked) == 2
+        assert torch.equal(picked[0], truth[0]) and torch.equal(picked[1], truth[2])
+        only0 = model.forward_intermediates(x, indices=[0], intermediates_only=True)
+        assert len(only0) == 1 and torch.equal(only0[0], truth[0])
+        normed = model.forward_intermediates(x, indices=1, norm=True, intermediates_only=True)
+        assert torch.equal(normed[0], feats)  # the last stage, normed = the final features
+        grid = model.forward_intermediates(x, indices=[1], output_fmt="NCHW", intermediates_only=True)[0]
+        assert grid.shape == (2, 32, 6, 6)
+        assert torch.equal(grid[:, :, 2, 5], truth[1][:, 2 * 6 + 5, :])  # token (row 2, col 5), row-major
+        nhwc = model.forward_intermediates(x, indices=[1], output_fmt="NHWC", intermediates_only=True)[0]
+        assert torch.equal(nhwc.permute(0, 3, 1, 2), grid)
+    for bad in (0, 4, [3], [-4], []):
+        with pytest.raises(ConfigError, match="indices"):
+            model.forward_intermediates(x, indices=bad)
+    with pytest.raises(ConfigError, match="output_fmt"):
+        model.forward_intermediates(x, output_fmt="NCL")
+
+
+def test_feature_info_describes_the_intermediates():
+    model = swinv2_test_tiny()
+    assert model.feature_info == [
+        {"num_chs": 16, "reduction": 4, "module": "stages.0"},
+        {"num_chs": 32, "reduction": 8, "module": "stages.1"},
+        {"num_chs": 64, "reduction": 16, "module": "stages.2"},
+    ]
+
+
+def test_reset_classifier_changes_the_head():
+    model = _perturbed_tiny()
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        pooled = model(x)  # no head: the token mean
+        assert pooled.shape == (2, 64) and torch.allclose(pooled, model.forward_features(x).mean(1))
+        model.reset_classifier(7)
+        assert model.num_classes == 7 and model.head.weight.shape == (7, 64) and model(x).shape == (2, 7)
+        assert torch.equal(model.forward_head(model.forward_features(x), pre_logits=True), pooled)
+        model.reset_classifier(0)
+        assert isinstance(model.head, torch.nn.Identity) and "head.weight" not in model.state_dict()
+        assert torch.equal(model(x), pooled)
+    with pytest.raises(ConfigError, match="num_classes"):
+        model.reset_classifier(-1)
+
+
+def test_rectangular_window_follows_the_shift_and_clamp_rule():
+    square = _perturbed_tiny()
+    tuple_window = swinv2_test_tiny(window_size=(6, 6)).eval()
+    tuple_window.load_state_dict(square.state_dict())
+    x = torch.randn(1, 3, 48, 48)
+    with torch.no_grad():
+        assert torch.equal(tuple_window(x), square(x))  # (6, 6) is the same network as 6
+    rect = swinv2_test_tiny(window_size=(6, 3))
+    # stage grids 12, 6, 3: shift = half the window on odd blocks; per axis, a grid <= the window clamps it, unshifted
+    assert [(b.window_size, b.shift_size) for b in rect.stages[0].blocks] == [((6, 3), (0, 0)), ((6, 3), (3, 1))]
+    assert [(b.window_size, b.shift_size) for b in rect.stages[1].blocks] == [((6, 3), (0, 0)), ((6, 3), (0, 1))]
+    assert rect.stages[2].blocks[1].window_size == (3, 3) and rect.stages[2].blocks[1].shift_size == (0, 0)
+    with torch.no_grad():
+        assert rect.forward_features(x).shape == (1, 9, 64)
+
+
+def test_window_attention_goes_through_the_one_primitive(monkeypatch):
+    """Every block's window attention is one call of nn.attention.attend (Swin-V2: scale folded into q)."""
+    import avperceive.backbones.windowed as windowed
+
+    seen = []
+    real = windowed.attend
+
+    def spy(q, k, v, **kw):
+        seen.append((tuple(q.shape), kw["scale"], kw["impl"], tuple(kw["bias"].shape)))
+        return real(q, k, v, **kw)
+
+    monkeypatch.setattr(windowed, "attend", spy)
+    model = swinv2_test_tiny().eval()
+    model.attn_impl = "reference"
+    with torch.no_grad():
+        model.forward_features(torch.randn(2, 3, 48, 48))
+    assert len(seen) == len(model.blocks) == 6
+    assert {s[1] for s in seen} == {1.0} and {s[2] for s in seen} == {"reference"}
+    # stage 0, shifted block: 2 images x 4 windows of 36 tokens, 2 heads -> (2, 4*2, 36, 8), bias (1, 4*2, 36, 36)
+    assert seen[1][0] == (2, 8, 36, 8) and seen[1][3] == (1, 8, 36, 36)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 
 __all__ = [
@@ -159,44 +158,3 @@ def merge_patches_2x2(x: torch.Tensor) -> torch.Tensor:
     if h % 2 or w % 2:
         raise ValueError(f"patch merging: expected (B, H, W, C) with even H and W, got {tuple(x.shape)}")
     return rearrange(x, "b (h dh) (w dw) c -> b h w (dw dh c)", dh=2, dw=2)
-
-
-def windowed_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    bias: torch.Tensor,
-    *,
-    logit_scale: torch.Tensor | None = None,
-    impl: str = "fused",
-) -> torch.Tensor:
-    """Softmax attention inside windows, with a per-window additive bias (position bias + shift mask).
-
-    ``out = softmax(s * q k^T + bias) v`` with ``s = logit_scale`` (Swin-V2 cosine attention passes
-    its clamped, exponentiated per-head scale and unit-normalised q/k) or ``s = 1`` (Swin-V1 passes q
-    already multiplied by ``1/sqrt(d)``).
-
-    Args:
-        q, k, v: ``(B*nW, heads, N, d)``, windows of one image consecutive.
-        bias: ``(nW, heads, N, N)`` (``nW = 1`` for unshifted windows: broadcast to all windows).
-        logit_scale: ``None`` or ``(heads, 1, 1)``.
-        impl: ``"reference"`` (matmul + softmax, the readable formula) or ``"fused"``
-            (``F.scaled_dot_product_attention`` with windows folded into the head axis, so that the
-            4-D inputs keep SDPA on its fused kernels; the bias goes in as ``attn_mask``).
-
-    Returns:
-        ``(B*nW, heads, N, d)``.
-    """
-    nw = bias.shape[0]
-    if impl == "reference":
-        attn = q @ k.transpose(-2, -1)
-        if logit_scale is not None:
-            attn = attn * logit_scale
-        attn = rearrange(attn, "(b nw) h i j -> b nw h i j", nw=nw) + bias[None]
-        return rearrange(attn, "b nw h i j -> (b nw) h i j").softmax(dim=-1) @ v
-    if logit_scale is not None:
-        q = q * logit_scale.to(q.dtype)
-    qw, kw, vw = (rearrange(t, "(b nw) h n d -> b (nw h) n d", nw=nw) for t in (q, k, v))
-    mask = rearrange(bias, "nw h i j -> 1 (nw h) i j").to(q.dtype)
-    out = F.scaled_dot_product_attention(qw, kw, vw, attn_mask=mask, scale=1.0)
-    return rearrange(out, "b (nw h) n d -> (b nw) h n d", nw=nw)

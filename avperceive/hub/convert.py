@@ -187,12 +187,14 @@ def read_checkpoint(path: str | Path, *, progress: bool = False) -> dict[str, to
         progress: show a progress bar while reading (large files).
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from .safetensors_file import read_safetensors
 
-        return load_file(str(path))
+        return read_safetensors(path)
     source: str | io.BytesIO = str(path)
     if progress:
         from ..progress import ProgressBar

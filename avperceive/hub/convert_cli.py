@@ -23,8 +23,9 @@ import torch
 from safetensors.torch import save_file
 
 from ..errors import CheckpointError, ConfigError
+from ..state_dict import load_state_dict_strict
 from .convert import ConvertedCheckpoint, convert_checkpoint, converter_info, list_converters
-from .mixin import CONFIG_NAME, WEIGHTS_NAME, load_state_dict_strict
+from .mixin import CONFIG_NAME, WEIGHTS_NAME
 
 __all__ = ["add_subcommand", "convert_to_folder", "build_target", "target_of", "DEFAULT_TARGETS"]
 

@@ -139,13 +139,17 @@ def _legacy_error(path: Path) -> CheckpointError:
 def _resolve_local(source: str, *, sha256: str | None) -> ResolvedCheckpoint:
     raw = source[len("local-dir:") :] if source.startswith("local-dir:") else source
     path = Path(raw).expanduser()
+    if path.is_dir() and path.suffix == ".safetensors":
+        raise CheckpointError(f"{path}: is a directory, not a safetensors file")
     if path.is_dir():
         weights = path / WEIGHTS_NAME
+        if weights.is_dir():
+            raise CheckpointError(f"{weights}: is a directory, not a safetensors file")
         if not weights.is_file():
-            legacy = sorted(p for p in path.iterdir() if p.suffix in LEGACY_SUFFIXES)
+            legacy = sorted(p for p in path.iterdir() if p.suffix in LEGACY_SUFFIXES and p.is_file())
             if legacy:
                 raise _legacy_error(legacy[0])
-            others = sorted(p.name for p in path.glob("*.safetensors"))
+            others = sorted(p.name for p in path.glob("*.safetensors") if p.is_file())
             hint = f" (it has {', '.join(others)}; pass that file's path)" if others else ""
             raise CheckpointError(f"{path}: no {WEIGHTS_NAME} in this folder{hint}")
         config = path / CONFIG_NAME

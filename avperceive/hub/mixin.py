@@ -19,15 +19,27 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
+from ..state_dict import load_state_dict_strict
+from .safetensors_file import read_safetensors
 
-__all__ = ["PretrainedMixin", "load_state_dict_strict", "read_config", "load_weights", "CONFIG_NAME", "WEIGHTS_NAME"]
+__all__ = [
+    "PretrainedMixin",
+    "load_state_dict_strict",
+    "read_config",
+    "load_weights",
+    "build_from_config",
+    "pretrained_cfg_of",
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -44,48 +56,72 @@ def _jsonable(value: Any) -> bool:
     return True
 
 
-def load_state_dict_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], *, source: str = "") -> None:
-    """Load ``state_dict`` into ``module``; any missing/unexpected key or shape mismatch raises.
-
-    Raises:
-        CheckpointError: naming every missing and unexpected key and every shape mismatch.
-    """
-    own = module.state_dict()
-    missing = sorted(k for k in own if k not in state_dict)
-    unexpected = sorted(k for k in state_dict if k not in own)
-    mismatched = [
-        (k, tuple(state_dict[k].shape), tuple(own[k].shape))
-        for k in sorted(own)
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
-    ]
-    if missing or unexpected or mismatched:
-        where = f" from {source}" if source else ""
-        raise CheckpointError(
-            f"weights{where} do not fit {type(module).__name__}",
-            missing=missing,
-            unexpected=unexpected,
-            mismatched=mismatched,
-        )
-    module.load_state_dict(state_dict, strict=True)
-
-
 def read_config(path: str | Path) -> dict[str, Any]:
-    """Parse a ``config.json``; :class:`CheckpointError` when it is not a JSON object."""
+    """Parse a ``config.json``; :class:`ConfigError` naming the file when it is not a JSON object."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a config file")
     try:
-        cfg = json.loads(Path(path).read_text())
+        cfg = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: cannot read config ({err})") from err
+        raise ConfigError(f"{path}: not valid JSON ({err})") from err
     if not isinstance(cfg, dict):
-        raise CheckpointError(f"{path}: config must be a JSON object")
+        raise ConfigError(f"{path}: config must be a JSON object, not a {type(cfg).__name__}")
+    for key in ("model_class", "architecture"):
+        if key in cfg and not isinstance(cfg[key], str):
+            raise ConfigError(f"{path}: field {key!r} must be a string, got {cfg[key]!r}")
     return cfg
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a ``.safetensors`` file on CPU; :class:`CheckpointError` when it is not one."""
+    """Read a ``.safetensors`` file on CPU after checking its header against the file
+    (:func:`avperceive.hub.safetensors_file.check_safetensors`); :class:`CheckpointError` otherwise."""
+    return read_safetensors(path)
+
+
+def _suspicious_fields(args: dict[str, Any], error: BaseException) -> list[str]:
+    """Constructor arguments a failure points at: negative numbers (sizes), and values the error quotes."""
+    out = []
+    text = str(error)
+    for key, value in args.items():
+        values = value if isinstance(value, list) else [value]
+        negative = any(isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0 for v in values)
+        quoted = isinstance(value, str) and len(value) > 0 and (repr(value) in text or f"'{value}'" in text)
+        if negative or quoted or key in text.split():
+            out.append(f"{key}={value!r}")
+    return out
+
+
+def build_from_config(factory: Callable[..., Any], args: dict[str, Any], *, config_path: str | Path, what: str):
+    """``factory(**args)`` with constructor failures turned into a :class:`ConfigError` naming the file.
+
+    A config of the right keys with a wrong type (``"depth": "four"``) or an impossible value
+    (``"dim": -8``) makes the constructor raise ``TypeError`` / ``ValueError`` / ``RuntimeError``
+    deep inside torch; the error then names ``config_path``, the class, the reason and the
+    fields that look wrong.
+    """
     try:
-        return load_file(str(path))
-    except Exception as err:  # noqa: BLE001 - safetensors raises several types
-        raise CheckpointError(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from err
+        return factory(**args)
+    except ConfigError as err:
+        raise ConfigError(f"{config_path}: {err}") from err
+    except (TypeError, ValueError, RuntimeError, AttributeError, KeyError, IndexError, OverflowError) as err:
+        fields = _suspicious_fields(args, err)
+        hint = f"; check {', '.join(fields)}" if fields else ""
+        raise ConfigError(
+            f"{config_path}: constructor arguments do not fit {what} ({type(err).__name__}: {err}){hint}"
+        ) from err
+
+
+def pretrained_cfg_of(cfg: dict[str, Any], config_path: str | Path):
+    """The ``pretrained_cfg`` section of a config as a :class:`PretrainedCfg` (``None`` when absent)."""
+    from .pretrained_cfg import pretrained_cfg_from_dict
+
+    if cfg.get("pretrained_cfg") is None:
+        return None
+    try:
+        return pretrained_cfg_from_dict(cfg["pretrained_cfg"])
+    except ConfigError as err:
+        raise ConfigError(f"{config_path}: {err}") from err
 
 
 def constructor_args(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -162,10 +198,6 @@ class PretrainedMixin:
         return out
 
     @classmethod
-    def _from_config_dict(cls, cfg: dict[str, Any]):
-        return cls(**constructor_args(cfg))
-
-    @classmethod
     def from_pretrained(
         cls,
         pretrained: str | Path,
@@ -212,18 +244,13 @@ class PretrainedMixin:
                 f"{resolved.config}: holds a {recorded}, not a {cls.__qualname__} "
                 "(use avperceive.create_model(source) to build whatever a folder holds)"
             )
-        try:
-            model = cls._from_config_dict(cfg)
-        except TypeError as err:
-            raise CheckpointError(
-                f"{resolved.config}: constructor arguments do not fit {cls.__qualname__}: {err}"
-            ) from err
+        pcfg = pretrained_cfg_of(cfg, resolved.config)
+        model = build_from_config(cls, constructor_args(cfg), config_path=resolved.config, what=cls.__qualname__)
         arch = cfg.get("architecture")
         if arch:
             model.architecture = arch
-        pdict = cfg.get("pretrained_cfg")
-        if isinstance(pdict, dict):
-            model.pretrained_cfg = _pretrained_cfg_from_dict(pdict)
+        if pcfg is not None:
+            model.pretrained_cfg = pcfg
         load_state_dict_strict(model, load_weights(resolved.weights), source=str(resolved.weights))  # type: ignore[arg-type]
         model.weights_source = resolved.label
         model.eval()  # type: ignore[attr-defined]
@@ -260,10 +287,3 @@ class PretrainedMixin:
                 create_pr=create_pr,
                 repo_type="model",
             )
-
-
-def _pretrained_cfg_from_dict(d: dict[str, Any]):
-    """Rebuild a :class:`~avperceive.hub.pretrained_cfg.PretrainedCfg` from its ``to_dict()``."""
-    from .pretrained_cfg import pretrained_cfg_from_dict
-
-    return pretrained_cfg_from_dict(d)

@@ -2,22 +2,24 @@
 
 ``pretrained`` is ``True`` (the registry's Hub repo, pinned revision and sha256 for the tag),
 ``"hf-hub:org/repo[@rev]"``, ``"local-dir:/path"``, a folder or a ``.safetensors`` file. Loading is
-strict (:func:`avperceive.hub.mixin.load_state_dict_strict`). A weight set with no published Hub
+strict (:func:`avperceive.state_dict.load_state_dict_strict`). A weight set with no published Hub
 weights fails for ``pretrained=True`` with the steps to convert the official checkpoint.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import CheckpointError
+from ..state_dict import load_state_dict_strict
 from .convert import _CONVERTERS, _import_converters
 from .download import ResolvedCheckpoint, parse_hub_source, resolve_checkpoint
-from .mixin import constructor_args, load_state_dict_strict, load_weights, read_config
-from .pretrained_cfg import PretrainedCfg, pretrained_cfg_from_dict
+from .mixin import build_from_config, constructor_args, load_weights, pretrained_cfg_of, read_config
+from .pretrained_cfg import PretrainedCfg
 
 __all__ = ["load_pretrained_into", "load_pretrained_module", "no_published_weights_message"]
 
@@ -44,10 +46,18 @@ def no_published_weights_message(name: str, cfg: PretrainedCfg | None) -> str:
     return " ".join(lines)
 
 
+def _as_json(value: Any) -> Any:
+    """``value`` as config.json holds it (tuples become lists), for comparing saved with built."""
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return value
+
+
 def _differences(saved: dict[str, Any], built: dict[str, Any]) -> list[str]:
     out = []
     for key in sorted(set(saved) & set(built)):
-        if saved[key] != built[key]:
+        if _as_json(saved[key]) != _as_json(built[key]):
             out.append(f"{key}={saved[key]!r} in config.json vs {built[key]!r} in the model")
     return out
 
@@ -109,6 +119,7 @@ def load_pretrained_into(
         )
     )
     saved: dict[str, Any] = read_config(resolved.config) if resolved.config is not None else {}
+    saved_pcfg = pretrained_cfg_of(saved, resolved.config) if saved else None
     arch = name.partition(".")[0]
     saved_arch = saved.get("architecture")
     if saved_arch and saved_arch != arch:
@@ -131,9 +142,8 @@ def load_pretrained_into(
             richer.missing, richer.unexpected, richer.mismatched = err.missing, err.unexpected, err.mismatched
             raise richer from err
         raise
-    pdict = saved.get("pretrained_cfg")
-    if isinstance(pdict, dict):
-        model.pretrained_cfg = pretrained_cfg_from_dict(pdict)
+    if saved_pcfg is not None:
+        model.pretrained_cfg = saved_pcfg
     model.weights_source = resolved.label
     model.eval()
     return model
@@ -157,9 +167,6 @@ def load_pretrained_module(cls: type[torch.nn.Module], source: str | Path, **hub
     recorded = str(cfg.get("model_class", ""))
     if recorded and recorded.rsplit(".", 1)[-1] != cls.__qualname__.rsplit(".", 1)[-1]:
         raise CheckpointError(f"{resolved.config}: holds a {recorded}, not a {cls.__qualname__}")
-    try:
-        module = cls(**constructor_args(cfg))
-    except TypeError as err:
-        raise CheckpointError(f"{resolved.config}: constructor arguments do not fit {cls.__qualname__}: {err}") from err
+    module = build_from_config(cls, constructor_args(cfg), config_path=resolved.config, what=cls.__qualname__)
     load_state_dict_strict(module, load_weights(resolved.weights), source=str(resolved.weights))
     return module.eval()

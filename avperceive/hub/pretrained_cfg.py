@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ..errors import ConfigError
+
 __all__ = ["PretrainedCfg", "pretrained_cfg_from_dict"]
 
 
@@ -53,12 +55,32 @@ class PretrainedCfg:
         return d
 
 
+_STRING_FIELDS = ("hub_id", "revision", "sha256", "license", "paper", "notes", "architecture", "converter",
+                  "official_checkpoint")
+
+
 def pretrained_cfg_from_dict(d: dict[str, Any]) -> PretrainedCfg:
-    """Inverse of :meth:`PretrainedCfg.to_dict`; unknown keys are ignored."""
+    """Inverse of :meth:`PretrainedCfg.to_dict`; unknown keys are ignored.
+
+    Raises:
+        ConfigError: ``d`` is not a mapping, or a field has the wrong type (named:
+            ``pretrained_cfg.label_names must be a list of strings``).
+    """
+    if not isinstance(d, dict):
+        raise ConfigError(f"pretrained_cfg must be a JSON object, not a {type(d).__name__}")
     known = {f.name for f in fields(PretrainedCfg)}
     kwargs = {k: v for k, v in d.items() if k in known}
+    for key in _STRING_FIELDS:
+        if kwargs.get(key) is not None and not isinstance(kwargs[key], str):
+            raise ConfigError(f"pretrained_cfg.{key} must be a string or null, got {kwargs[key]!r}")
     if "label_names" in kwargs:
-        kwargs["label_names"] = tuple(kwargs["label_names"] or ())
+        names = kwargs["label_names"] or ()
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"pretrained_cfg.label_names must be a list of strings, got {names!r}")
+        kwargs["label_names"] = tuple(names)
     if "input" in kwargs:
-        kwargs["input"] = dict(kwargs["input"] or {})
+        section = kwargs["input"] or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"pretrained_cfg.input must be a JSON object, got {section!r}")
+        kwargs["input"] = dict(section)
     return PretrainedCfg(**kwargs)

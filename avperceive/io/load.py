@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import math
 import os
+import stat
 from collections.abc import Iterator
 from fractions import Fraction
 from typing import Literal
@@ -34,6 +35,12 @@ Want = bool | Literal["required"]
 
 DEFAULT_SAMPLE_RATE = 16000  # rate of the silent track made for files without audio and no sample_rate
 MAX_BAD_PACKETS = 50  # corrupt packets tolerated per stream before the file is declared unreadable
+#: Largest array (bytes) load_clip plans from a duration rather than from decoded data: the silent
+#: track of a file without audio, the sample grid of a window, the frames of ``fps=`` sampling. A
+#: header or a timestamp claiming 1000 hours then fails with a MediaError instead of allocating.
+MAX_PLANNED_BYTES = 1 << 30
+#: A container's claimed duration is replaced by its last packet's end when it claims this much more.
+DURATION_SLACK_S = 0.5
 _SOUNDFILE_EXT = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf"}
 
 
@@ -48,13 +55,39 @@ def _as_size(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
     return height, width
 
 
-def _open(path: str) -> av.container.InputContainer:
+def _encodable(path: str) -> bool:
     try:
-        return av.open(path, mode="r")
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _open(path: str) -> av.container.InputContainer:
+    """Open with PyAV; a name that is not valid UTF-8 (surrogate-escaped bytes) goes through a file object."""
+    try:
+        if _encodable(path):
+            return av.open(path, mode="r")
+        return av.open(open(os.fsencode(path), "rb"), mode="r")  # the container closes the file object
     except av.FFmpegError as err:
         raise MediaError(path, f"not a readable media file ({type(err).__name__}: {err.strerror or err})") from err
-    except (OSError, UnicodeDecodeError) as err:
+    except (OSError, UnicodeError, ValueError) as err:
         raise MediaError(path, f"cannot open: {err}") from err
+
+
+def _sf_info(path: str):
+    """``soundfile.info`` through a file object (libsndfile cannot take names that are not UTF-8)."""
+    with open(os.fsencode(path), "rb") as fh:
+        return sf.info(fh)
+
+
+def _planned(path: str, nbytes: float, what: str) -> None:
+    """Refuse to allocate ``nbytes`` planned from a duration (see :data:`MAX_PLANNED_BYTES`)."""
+    if nbytes > MAX_PLANNED_BYTES:
+        raise MediaError(
+            path, f"{what} would need {nbytes / 2**30:.1f} GiB (limit {MAX_PLANNED_BYTES / 2**30:.0f} GiB); "
+            "pass duration= (and num_frames=) to read a window"
+        )
 
 
 def _packets(container, stream, path: str) -> Iterator:
@@ -102,20 +135,65 @@ def _stream_duration(container, stream) -> float | None:
     return None
 
 
+def _packet_end(container, streams: list, claimed: float) -> float:
+    """End (s, file clock) of the last packet of ``streams``: what the file holds, not what its header says.
+
+    Seeks to the last keyframe before the claimed end and demuxes (never decodes) from there to
+    the end of the file; when that finds nothing (a header claiming more than the file holds,
+    no index), demuxes the whole file from the start. Returns 0.0 when no packet has a time.
+    """
+
+    def scan() -> float:
+        end = 0.0
+        try:
+            for packet in container.demux(streams):
+                if packet.pts is None or packet.time_base is None:
+                    continue
+                end = max(end, float((packet.pts + max(packet.duration or 0, 0)) * packet.time_base))
+        except av.FFmpegError:
+            pass  # a corrupt tail: what was demuxed so far is the end
+        return end
+
+    if claimed > 0:
+        try:
+            container.seek(int(claimed * av.time_base), backward=True, any_frame=False)
+            end = scan()
+            if end > 0:
+                return end
+        except av.FFmpegError:
+            pass
+    try:
+        container.seek(0, backward=True, any_frame=False)
+    except av.FFmpegError:
+        return 0.0
+    return scan()
+
+
 def probe(path: str | os.PathLike) -> dict:
     """What a file holds, without decoding: ``duration``, ``has_video``, ``has_audio``, ``fps``,
-    ``width``, ``height``, ``sample_rate``, ``channels``. Raises :class:`MediaError`."""
+    ``width``, ``height``, ``sample_rate``, ``channels``. Raises :class:`MediaError`.
+
+    ``duration`` is the container's claim unless the packets end more than
+    :data:`DURATION_SLACK_S` earlier (a corrupt or lying header, a truncated file): then it is
+    the end of the last packet (demuxed, not decoded).
+    """
     path = _check_path(path)
     if _use_soundfile(path):
-        info = sf.info(path)
+        info = _sf_info(path)
         return dict(duration=info.frames / info.samplerate, has_video=False, has_audio=True, fps=0.0,
                     width=0, height=0, sample_rate=info.samplerate, channels=info.channels)
     with _open(path) as container:
         vs = container.streams.video[0] if container.streams.video else None
         aus = container.streams.audio[0] if container.streams.audio else None
         durations = [d for d in (_stream_duration(container, s) for s in (vs, aus) if s is not None) if d]
+        duration = max(durations) if durations else 0.0
+        streams = [s for s in (vs, aus) if s is not None]
+        if streams:
+            end = _packet_end(container, streams, duration)
+            if end > 0 and (duration <= 0 or duration > end + DURATION_SLACK_S):
+                duration = end
         return dict(
-            duration=max(durations) if durations else 0.0,
+            duration=duration,
             has_video=vs is not None,
             has_audio=aus is not None,
             fps=float(vs.average_rate) if vs is not None and vs.average_rate else 0.0,
@@ -127,13 +205,28 @@ def probe(path: str | os.PathLike) -> dict:
 
 
 def _check_path(path) -> str:
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise MediaError(path, "no such file")
-    if os.path.isdir(path):
+    """The path as ``str`` (bytes names are surrogate-escaped), or :class:`MediaError` when it is not a
+    readable, non-empty regular file: a FIFO or a device is refused before anything opens it (reading
+    a named pipe blocks, ``/dev/zero`` never ends)."""
+    path = os.fsdecode(os.fspath(path))
+    try:
+        st = os.stat(path)
+    except FileNotFoundError as err:
+        if os.path.islink(path):
+            raise MediaError(path, f"broken symbolic link (points to {os.readlink(path)!r})") from err
+        raise MediaError(path, "no such file") from err
+    except OSError as err:  # ELOOP (a symlink loop), ENAMETOOLONG, EACCES on a parent folder...
+        raise MediaError(path, f"cannot open: {err.strerror or err}") from err
+    if stat.S_ISDIR(st.st_mode):
         raise MediaError(path, "is a directory, not a media file")
-    if os.path.getsize(path) == 0:
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a named pipe" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode) or \
+            stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file"
+        raise MediaError(path, f"is {kind}, not a media file")
+    if st.st_size == 0:
         raise MediaError(path, "empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise MediaError(path, "cannot open: permission denied")
     return path
 
 
@@ -141,8 +234,8 @@ def _use_soundfile(path: str) -> bool:
     if os.path.splitext(path)[1].lower() not in _SOUNDFILE_EXT:
         return False
     try:
-        sf.info(path)
-    except (RuntimeError, sf.LibsndfileError):
+        _sf_info(path)
+    except (RuntimeError, sf.LibsndfileError, OSError):
         return False
     return True
 
@@ -262,6 +355,9 @@ def _resample(chunks: list, path: str, rate: int | None, mono: bool):
         parts.extend(f.to_ndarray() for f in resampler.resample(None))
     except (av.FFmpegError, ValueError) as err:
         raise MediaError(path, f"cannot resample audio ({err})") from err
+    channels = 1 if mono else len(first.layout.channels)
+    if not parts:  # a few samples that the resampler's filter delay swallowed (1 sample, 1 Hz audio)
+        return np.zeros((channels, 0), np.float32), out_rate
     return np.concatenate(parts, axis=1).astype(np.float32, copy=False), out_rate
 
 
@@ -283,17 +379,19 @@ def _read_audio_av(path, start, duration, sample_rate, mono):
                 first_time = t if t is not None else 0.0
             chunks.append(frame)
         audio, rate = _resample(chunks, path, sample_rate, mono)
-        rate = rate or aus.codec_context.sample_rate or DEFAULT_SAMPLE_RATE
+        rate = sample_rate or rate or aus.codec_context.sample_rate or DEFAULT_SAMPLE_RATE
         return audio, int(rate), (first_time if first_time is not None else start)
 
 
 def _read_audio_sf(path, start, duration, sample_rate, mono):
-    info = sf.info(path)
-    begin = int(round(start * info.samplerate))
-    stop = None if duration is None else begin + int(round(duration * info.samplerate))
     try:
-        data, native = sf.read(path, start=begin, stop=stop, dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError) as err:
+        with open(os.fsencode(path), "rb") as fh:  # a file object: libsndfile cannot take non-UTF-8 names
+            info = sf.info(fh)
+            fh.seek(0)
+            begin = int(round(start * info.samplerate))
+            stop = None if duration is None else begin + int(round(duration * info.samplerate))
+            data, native = sf.read(fh, start=begin, stop=stop, dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError, OSError) as err:
         raise MediaError(path, f"cannot decode audio ({err})") from err
     audio = np.ascontiguousarray(data.T)  # (C, S)
     if mono and audio.shape[0] > 1:
@@ -306,7 +404,8 @@ def _read_audio_sf(path, start, duration, sample_rate, mono):
             audio = np.concatenate([c[:, :n] for c in chans], axis=0)
         else:
             audio = _resample_array(audio, native, sample_rate, layout, path)
-        native = sample_rate
+    if sample_rate:
+        native = sample_rate  # also for 0 samples: the clip is at the rate asked for
     return audio, int(native), start
 
 
@@ -318,9 +417,11 @@ def _resample_array(audio: np.ndarray, rate_in: int, rate_out: int, layout: str,
     return out
 
 
-def _fit_audio(audio: np.ndarray, rate: int, first_time: float, start: float, duration: float) -> np.ndarray:
+def _fit_audio(audio: np.ndarray, rate: int, first_time: float, start: float, duration: float,
+               path: str) -> np.ndarray:
     """Place decoded samples (first one at ``first_time``) on the clip grid [start, start + duration)."""
     n = int(round(duration * rate))
+    _planned(path, 4.0 * audio.shape[0] * n, f"{duration:.0f} s of audio at {rate} Hz")
     offset = int(round((start - first_time) * rate))
     out = np.zeros((audio.shape[0], n), np.float32)
     if offset >= 0:
@@ -406,6 +507,9 @@ def load_clip(
         duration = max(file_duration - start, 0.0)
         if duration <= 0:
             raise MediaError(path, f"start={start} s is past the end ({file_duration:.3f} s)")
+    if fps is not None:
+        frame_bytes = 3 * (size[0] * size[1] if size else info["width"] * info["height"])
+        _planned(path, duration * fps * (frame_bytes + 8.0), f"{duration * fps:.0f} frames at fps={fps}")
     targets = _target_times(start, duration, num_frames, fps)
 
     has_video = bool(video) and info["has_video"]
@@ -422,6 +526,7 @@ def load_clip(
         frames_fps = fps if fps is not None else (num_frames / duration if num_frames is not None else avg_fps)
     else:
         count = len(targets) if targets is not None else int(round(duration * (info["fps"] or 0)))
+        _planned(path, count * (8.0 + 3 * (size or (0, 0))[0] * (size or (0, 0))[1]), f"{count} blank frames")
         video_t = zero_modality("video", num_frames=count, size=size or (0, 0))
         times_t = torch.tensor(targets if targets is not None else [start + i / info["fps"] for i in range(count)],
                                dtype=torch.float64)
@@ -433,10 +538,11 @@ def load_clip(
             samples, rate, first_time = _read_audio_av(path, start, duration, sample_rate, mono)
         else:
             samples, rate, first_time = _read_audio_sf(path, start, duration, sample_rate, mono)
-        audio_t = torch.from_numpy(_fit_audio(samples, rate, first_time, start, duration))
+        audio_t = torch.from_numpy(_fit_audio(samples, rate, first_time, start, duration, path))
     else:
         rate = int(sample_rate or info["sample_rate"] or DEFAULT_SAMPLE_RATE)
         channels = 1 if mono else max(info["channels"], 2) if info["has_audio"] else (1 if mono else 2)
+        _planned(path, 4.0 * channels * duration * rate, f"a silent track of {duration:.0f} s at {rate} Hz")
         audio_t = zero_modality("audio", channels=channels, samples=int(round(duration * rate)))
 
     return AVClip(

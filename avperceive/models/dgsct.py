@@ -35,14 +35,14 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..backbones.htsat import HTSAT
-from ..backbones.swinv2 import SwinV2
+from ..backbones.swinv2 import IMAGENET_MEAN, IMAGENET_STD, SwinV2
 from ..errors import ConfigError
 from ..hub.mixin import PretrainedMixin
 from ..nn.adapter_bank import AdapterBank
 from ..nn.heads import CMBSHead, ave_decision, ave_segment_probs
 from ..nn.temporal import TemporalAttention
 from .contract import AVModel
-from .registry import PretrainedCfg, register_model
+from .registry import PretrainedCfg, create_model, register_model
 from .segment_prediction import SegmentPredictionMixin
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "ResidualFn",
     "step_paired_layer",
     "pair_layers",
+    "build_backbone",
     "AVE_CATEGORIES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -63,8 +64,6 @@ AVE_CATEGORIES: tuple[str, ...] = (
     "Shofar", "Motorcycle", "Acoustic guitar", "Train horn", "Clock", "Banjo", "Goat", "Baby cry, infant cry", "Bus",
     "Chainsaw", "Cat", "Horse", "Toilet flush", "Rodents, rats, mice", "Accordion", "Mandolin",
 )
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: ``fn(i, position, modality, own, other) -> (residual, spatial_map | None)``; position "p1"/"p2",
 #: modality "audio"/"video". Lets a caller (e.g. an EoPMA ensemble) replace the adapters of a layer.
@@ -140,10 +139,22 @@ def step_paired_layer(
     return v, a, (map_v, map_a)
 
 
-def _build_backbone(kind: type, preset: str | dict) -> nn.Module:
-    if isinstance(preset, str):
-        return kind.from_preset(preset, num_classes=0) if kind is SwinV2 else kind.from_preset(preset)
-    return kind(**preset)
+def build_backbone(spec: str | dict, kind: type[nn.Module], role: str, **fixed) -> nn.Module:
+    """A backbone from its registry name (``create_model(spec, **fixed)``) or config (``kind(**spec, **fixed)``).
+
+    Args:
+        spec: registered name (``"swinv2_large_window12_192"``) or constructor keyword arguments.
+        kind: the class the model steps through (``SwinV2``, ``HTSAT``).
+        role: argument name for messages (``"video_backbone"``).
+        **fixed: arguments the model imposes (``num_classes=0`` for a feature extractor).
+
+    Raises:
+        ConfigError: the name builds another kind of backbone.
+    """
+    backbone = create_model(spec, **fixed) if isinstance(spec, str) else kind(**{**spec, **fixed})
+    if not isinstance(backbone, kind):
+        raise ConfigError(f"{role}={spec!r} builds a {type(backbone).__name__}; this model needs a {kind.__name__}")
+    return backbone
 
 
 class DGSCT(AVModel, PretrainedMixin, SegmentPredictionMixin):
@@ -153,8 +164,10 @@ class DGSCT(AVModel, PretrainedMixin, SegmentPredictionMixin):
     by both backbones, then unfolded for the temporal module.
 
     Args:
-        video_backbone: Swin-V2 preset name or constructor kwargs (``num_classes`` 0).
-        audio_backbone: HTS-AT preset name or constructor kwargs.
+        video_backbone: Swin-V2 registry name or constructor kwargs; built without classifier
+            (``num_classes=0``), the reference's Swin-V2 is a feature extractor.
+        audio_backbone: HTS-AT registry name or constructor kwargs (the token-semantic head is kept:
+            the reference checkpoint stores it).
         num_classes: K event classes (AVE: 28); background index K.
         num_segments: T, segments per clip (AVE: 10).
         segment_samples: samples per 1-s segment at the audio rate (32 000).
@@ -199,8 +212,8 @@ class DGSCT(AVModel, PretrainedMixin, SegmentPredictionMixin):
         self.audio_input_samples = audio_input_samples
         self.residual_order = residual_order
         self.grad_checkpointing = grad_checkpointing
-        self.video_backbone = _build_backbone(SwinV2, video_backbone)
-        self.audio_backbone = _build_backbone(HTSAT, audio_backbone)
+        self.video_backbone = build_backbone(video_backbone, SwinV2, "video_backbone", num_classes=0)
+        self.audio_backbone = build_backbone(audio_backbone, HTSAT, "audio_backbone")
         self.layers = pair_layers(
             [len(s.blocks) for s in self.video_backbone.stages], [len(s.blocks) for s in self.audio_backbone.stages]
         )

@@ -35,7 +35,7 @@ from ..nn.adapter_bank import AdapterBank
 from ..nn.adapters import lavish_adapter_pair
 from ..signal.kaldi import lavish_audio_image
 from .contract import AVModel
-from .dgsct import AVE_CATEGORIES, IMAGENET_MEAN, IMAGENET_STD, TINY_VIDEO_BACKBONE
+from .dgsct import AVE_CATEGORIES, IMAGENET_MEAN, IMAGENET_STD, TINY_VIDEO_BACKBONE, build_backbone
 from .registry import PretrainedCfg, register_model
 from .segment_prediction import SegmentPredictionMixin
 
@@ -48,7 +48,7 @@ class LAVisH(AVModel, PretrainedMixin, SegmentPredictionMixin):
     Segments are folded into the batch (B·T images per stream), then unfolded for the head.
 
     Args:
-        backbone: Swin-V2 preset name or constructor kwargs (``num_classes`` 0).
+        backbone: Swin-V2 registry name or constructor kwargs; built without classifier (``num_classes=0``).
         num_classes: K events (AVE: 28); the head outputs K + 1 logits, background = K.
         num_segments: T (10).
         sample_rate: audio rate (16 000; LAVisH assumes 16 kHz).
@@ -90,10 +90,7 @@ class LAVisH(AVModel, PretrainedMixin, SegmentPredictionMixin):
         self.sample_rate, self.segment_samples = sample_rate, segment_samples
         self.num_mel_bins, self.frame_shift_ms = num_mel_bins, frame_shift_ms
         self.grad_checkpointing = grad_checkpointing
-        if isinstance(backbone, str):
-            self.backbone = SwinV2.from_preset(backbone, num_classes=0)
-        else:
-            self.backbone = SwinV2(**backbone)
+        self.backbone = build_backbone(backbone, SwinV2, "backbone", num_classes=0)
         h, w = self.backbone.patch_embed.img_size
         if w != num_mel_bins:
             raise ConfigError(f"the audio image has {num_mel_bins} mel columns but the backbone expects width {w}")

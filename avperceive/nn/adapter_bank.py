@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
+from ..state_dict import load_state_dict_strict
 from .adapters import DGSCTAdapter, LAVisHAdapter
 from .attention import AttnImpl, check_attn_impl
 
@@ -293,18 +294,4 @@ class AdapterBank(nn.Module):
 
     def load_strict(self, state_dict: dict[str, torch.Tensor], *, source: str = "") -> None:
         """``load_state_dict`` that raises ``CheckpointError`` naming missing/unexpected/mismatched keys."""
-        own = self.state_dict()
-        missing = sorted(k for k in own if k not in state_dict)
-        unexpected = sorted(k for k in state_dict if k not in own)
-        mismatched = [
-            (k, tuple(state_dict[k].shape), tuple(own[k].shape))
-            for k in sorted(own)
-            if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
-        ]
-        if missing or unexpected or mismatched:
-            where = f" from {source}" if source else ""
-            raise CheckpointError(
-                f"weights{where} do not fit this AdapterBank", missing=missing, unexpected=unexpected,
-                mismatched=mismatched,
-            )
-        self.load_state_dict(state_dict, strict=True)
+        load_state_dict_strict(self, state_dict, source=source)

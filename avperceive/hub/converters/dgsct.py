@@ -29,6 +29,7 @@ import re
 import torch
 
 from ...errors import CheckpointError
+from ...state_dict import strip_prefix
 from ..convert import ConvertedCheckpoint, register_converter
 
 __all__ = [
@@ -127,10 +128,7 @@ def convert_cmbs_head(sd: dict[str, torch.Tensor], src_prefix: str = "CMBS.", ds
 
 def strip_wrapper_prefix(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Remove a ``module.`` (DataParallel) or ``model.`` (Lightning) prefix shared by every key."""
-    for prefix in _PREFIXES_TO_STRIP:
-        if sd and all(k.startswith(prefix) for k in sd):
-            return {k[len(prefix):]: v for k, v in sd.items()}
-    return sd
+    return strip_prefix(sd, _PREFIXES_TO_STRIP)[0]
 
 
 def _config_of_head(sd: dict[str, torch.Tensor]) -> dict:

@@ -24,6 +24,7 @@ import torch
 from ...backbones.window_ops import relative_position_index, shifted_window_mask
 from ...errors import CheckpointError
 from ...signal.spectral import mel_filterbank
+from ...state_dict import strip_prefix
 from ..convert import ConvertedCheckpoint, register_converter
 
 __all__ = ["convert_htsat", "torchlibrosa_stft_kernels"]
@@ -41,15 +42,8 @@ def torchlibrosa_stft_kernels(n_fft: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _strip(sd: dict[str, torch.Tensor], only: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    for prefix in (only,) if only else PREFIXES:
-        hits = [k for k in sd if k.startswith(prefix)]
-        if hits and (len(hits) == len(sd) or prefix in ("sed_model.", "htsat.") or only):
-            kept = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
-            dropped = {
-                k: f"not part of the HTS-AT network (no {prefix!r} prefix)" for k in sd if not k.startswith(prefix)
-            }
-            return kept, dropped
-    return dict(sd), {}
+    return strip_prefix(sd, (only,) if only else PREFIXES, always=("sed_model.", "htsat."), force=bool(only),
+                        owner="the HTS-AT network")
 
 
 def _check(key: str, ok: bool) -> str:

@@ -18,6 +18,7 @@ import re
 import torch
 
 from ...errors import CheckpointError
+from ...state_dict import strip_prefix
 from ..convert import ConvertedCheckpoint, register_converter
 
 __all__ = ["convert_mc3_torchvision"]
@@ -28,7 +29,7 @@ _LAYER_KEY = re.compile(r"^layer([1-4])\.(\d+)\.")
 @register_converter("mc3-torchvision", "torchvision mc3_18 (Kinetics-400) -> MC3 backbone (fc dropped)")
 def convert_mc3_torchvision(state_dict: dict[str, torch.Tensor]) -> ConvertedCheckpoint:
     """torchvision ``mc3_18`` state dict -> :class:`~avperceive.backbones.mc3.MC3` state dict."""
-    sd = {k.removeprefix("module."): v for k, v in state_dict.items()}
+    sd = strip_prefix(state_dict, ("module.",))[0]
     if "stem.0.weight" not in sd:
         raise CheckpointError("not a torchvision video ResNet checkpoint", missing=["stem.0.weight"])
     if "stem.3.weight" in sd:

@@ -24,30 +24,20 @@ import torch
 
 from ...backbones.window_ops import relative_position_index, shifted_window_mask, swinv2_relative_coords_table
 from ...errors import CheckpointError
+from ...state_dict import strip_prefix
 from ..convert import ConvertedCheckpoint, register_converter
 
-__all__ = ["convert_swinv2_timm", "strip_prefix"]
+__all__ = ["convert_swinv2_timm"]
 
 KNOWN_PREFIXES = ("swin.", "model.", "module.", "backbone.")
 DERIVED_BUFFERS = ("attn_mask", "relative_position_index", "relative_coords_table")
 
 
-def strip_prefix(
+def _strip_swin(
     sd: dict[str, torch.Tensor], prefixes=KNOWN_PREFIXES, force: bool = False
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Strip the first known prefix found on the keys; keys without it are returned as dropped.
-
-    A prefix is taken when every key has it, or always for ``swin.`` (or any prefix with ``force``).
-    """
-    for prefix in prefixes:
-        hits = [k for k in sd if k.startswith(prefix)]
-        if hits and (len(hits) == len(sd) or prefix == "swin." or force):
-            kept = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
-            dropped = {
-                k: f"not part of the Swin-V2 backbone (no {prefix!r} prefix)" for k in sd if not k.startswith(prefix)
-            }
-            return kept, dropped
-    return dict(sd), {}
+    """The first known prefix found on the keys removed (``swin.`` even when only some keys carry it)."""
+    return strip_prefix(sd, prefixes, always=("swin.",), force=force, owner="the Swin-V2 backbone")
 
 
 def _isqrt_exact(n: int, what: str) -> int:
@@ -95,7 +85,7 @@ def convert_swinv2_timm(sd: dict[str, torch.Tensor], prefix: str | None = None) 
     ``prefix``: take only the keys under this prefix (e.g. ``"visual.trunk."``); by default a known
     prefix (``swin.``, ``model.``, ``module.``, ``backbone.``) is detected and stripped.
     """
-    sd, dropped = strip_prefix(sd, (prefix,) if prefix else KNOWN_PREFIXES, force=bool(prefix))
+    sd, dropped = _strip_swin(sd, (prefix,) if prefix else KNOWN_PREFIXES, force=bool(prefix))
     if "patch_embed.proj.weight" not in sd:
         raise CheckpointError(
             "swinv2-timm: no 'patch_embed.proj.weight' key; not a Swin-V2 state dict",
