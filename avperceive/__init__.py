@@ -10,7 +10,7 @@ The public API (see ``docs/index.md``)::
 """
 
 from . import errors, hub
-from .analysis.describe import Description, describe
+from .analysis.describe import DescribeFailure, Description, describe, describe_many
 from .errors import CheckpointError, ConfigError, MediaError
 from .inference import Prediction, predict
 from .io import AVClip, load_clip
@@ -22,6 +22,8 @@ __all__ = [
     "AVClip",
     "Description",
     "describe",
+    "describe_many",
+    "DescribeFailure",
     "load_clip",
     "predict",
     "Prediction",

@@ -1,5 +1,8 @@
+"""``python -m avperceive ...``: the same command line as the ``avperceive`` console script."""
+
 import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,12 @@
-"""Benchmark: EoPMA forward cost against its host (the backbone is shared, only the adapters run per bank).
+"""Benchmark: EoPMA forward cost against its host (the backbone is shared, only the adapters run per bank), and
+the ensemble in fp32 reference / fp32 fused / bfloat16.
+
+Precision and roofline part (``benchmarks/_forward_bench.py``, the keys of ``bench_dgsct.py``): the
+ensemble (two banks, β = 0.01, modality ``av``) in each variant in its own worker process:
+``speedup_fused_fp32``, ``speedup_fused_bf16``, ``mem_ratio_bf16``, ``decisions_equal_bf16``,
+``gflop_per_clip``, ``achieved_gflops_*``, ``matmul_peak_gflops_*`` (top level: first thread count).
+
+Host-ratio part (in this process, unless ``--no-host-ratio``):
 
 Times, on one batch of clips (fp32, inference mode; ``--reps`` interleaved rounds after a warm-up; medians,
 ratios per round):
@@ -14,8 +22,8 @@ Prints one JSON object as the last line:
 * ``time_ratio_ensemble_a_vs_host`` = EoPMA (a) time / host time;
 * ``speedup_shared_backbone_vs_two_models`` = final-embedding (two models) time / EoPMA (av) time.
 
-    python benchmarks/bench_eopma.py --quick          # dgsct-ave-tiny, 10 segments (seconds)
-    python benchmarks/bench_eopma.py                  # dgsct-ave (full size), 2 segments... see --segments
+    python benchmarks/bench_eopma.py --quick          # dgsct-ave-tiny host, 10 segments, 1 round (seconds)
+    python benchmarks/bench_eopma.py                  # dgsct-ave (full size) host, 10 segments, 1 and 2 threads
 """
 
 from __future__ import annotations
@@ -24,13 +32,18 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 from avperceive.models import create_model
 from avperceive.models.eopma import PerceptionModeEnsemble, final_embedding_ensemble, reduced_alone
 from avperceive.nn import AdapterBank
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _forward_bench import add_arguments, run_from_args, summary  # noqa: E402
 
 
 def _clock(fn, device: torch.device) -> float:
@@ -64,19 +77,14 @@ def _active(bank: AdapterBank, seed: int) -> AdapterBank:
     return bank
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="dgsct-ave-tiny instead of the full-size host")
-    ap.add_argument("--segments", type=int, default=None, help="segments per clip (default 10 quick, 4 full)")
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=None)
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def host_ratio(args: argparse.Namespace) -> dict:
+    """EoPMA (av / a) and two full models against the host alone, interleaved in this process."""
+    threads = int((args.threads or "1").split(",")[0])
+    torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = "dgsct-ave-tiny" if args.quick else "dgsct-ave"
-    segments = args.segments or (10 if args.quick else 4)
+    segments = args.segments
+    reps = args.reps or (1 if args.quick else 5)
     torch.manual_seed(0)
     host = create_model(name, num_segments=segments).eval().to(device)
     _active(host.adapters, 1)
@@ -92,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
         t = _interleaved(
             {"host": lambda: host(video, audio), "av": lambda: ens(video, audio), "a": lambda: ens_a(video, audio),
              "two": lambda: two(video, audio)},
-            args.reps, device,
+            reps, device,
         )
 
     def ratio(num: str, den: str) -> float:
@@ -100,11 +108,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     t_host, t_ens, t_ens_a, t_two = (statistics.median(t[k]) for k in ("host", "av", "a", "two"))
     result = {
-        "model": name,
-        "segments": segments,
+        "host_model": name,
         "batch": args.batch,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
-        "threads": torch.get_num_threads(),
+        "host_threads": torch.get_num_threads(),
         "host_ms": round(1000 * t_host, 2),
         "eopma_av_ms": round(1000 * t_ens, 2),
         "eopma_a_ms": round(1000 * t_ens_a, 2),
@@ -116,9 +123,23 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(f"host {result['host_ms']} ms | EoPMA av {result['eopma_av_ms']} ms | EoPMA a {result['eopma_a_ms']} ms | "
           f"two models {result['two_models_ms']} ms")
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    ap.add_argument("--batch", type=int, default=1, help="clips per batch of the host-ratio part")
+    ap.add_argument("--reps", type=int, default=None, help="rounds of the host-ratio part (default 5; 1 quick)")
+    ap.add_argument("--no-host-ratio", action="store_true", help="skip the EoPMA-vs-host timing")
+    args = ap.parse_args(argv)
+    result = run_from_args("eopma", args)
+    print(summary(result))
+    if not args.no_host_ratio:
+        result.update(host_ratio(args))
     print(json.dumps(result))
     return result
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(0 if main()["decisions_equal_bf16"] else 1)  # bf16 must decide as fp32 on the benchmark clip

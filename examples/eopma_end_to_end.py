@@ -8,7 +8,7 @@ adapters fine-tuned on the perception type, the two banks mixed with β inside e
    event class "early" / "late" (whether the first sound starts in the first or second half);
    the DG-SCT host's adapters + head are trained on it (BCE on is-event + CE on the class scores);
 2. *reduced* task: impulsive / sustained / iterative (+ Unknown, K = 4), fine-tuned from a copy of the
-   causal host with a new head (:func:`avperceive.models.finetune.cross_validate`, range ``all``);
+   causal host with a new head (:func:`avperceive.train.finetune.cross_validate`, range ``all``);
    the adapters of the best fold are the reduced bank;
 3. EoPMA = causal host + reduced bank; ``sweep_beta`` on held-out causal clips; the plot and a JSON
    summary go to ``--out``.
@@ -32,8 +32,8 @@ from avperceive.data.splits import stratified_kfold
 from avperceive.data.synthetic import SOUND_TYPES, make_clip
 from avperceive.models.dgsct import DGSCT, IMAGENET_MEAN, IMAGENET_STD
 from avperceive.models.eopma import PerceptionModeEnsemble, final_embedding_ensemble, reduced_alone, sweep_beta
-from avperceive.models.finetune import FinetuneConfig, cross_validate, replace_head
 from avperceive.models.trainable import set_trainable
+from avperceive.train.finetune import FinetuneConfig, cross_validate, replace_head
 
 SEGMENTS, SIZE, SEGMENT_SAMPLES = 4, 16, 2000
 MICRO = dict(
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     reduced_start = replace_head(copy.deepcopy(causal), num_classes=4, seed=1)
     folds = stratified_kfold([d["target"] for d in train], args.folds, seed=42)
-    cfg = FinetuneConfig(range="all", modality="av", max_epochs=args.reduced_epochs, lr=2e-3, batch_size=4,
+    cfg = FinetuneConfig(tuning_range="all", modality="av", max_epochs=args.reduced_epochs, lr=2e-3, batch_size=4,
                          accumulation=1)
     cv = cross_validate(reduced_start, train, folds, cfg, log=print)
     print(cv.table())

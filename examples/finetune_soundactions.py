@@ -33,7 +33,7 @@ from avperceive.data.splits import stratified_kfold
 from avperceive.data.synthetic import SOUND_TYPES, make_clip
 from avperceive.models import create_model
 from avperceive.models.dgsct import DGSCT, IMAGENET_MEAN, IMAGENET_STD
-from avperceive.models.finetune import FinetuneConfig, cross_validate, replace_head
+from avperceive.train.finetune import FinetuneConfig, cross_validate, replace_head
 
 #: A DG-SCT small enough for CI (3 stages, width 16, 16-px frames, 4 one-second segments at 2 kHz).
 MICRO = dict(
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
     model.to(device)
     folds = stratified_kfold(targets, args.folds, seed=42)
     cfg = FinetuneConfig(
-        range=args.range, modality=args.modality, lr=args.lr, max_epochs=args.epochs, batch_size=args.batch_size,
+        tuning_range=args.range, modality=args.modality, lr=args.lr, max_epochs=args.epochs, batch_size=args.batch_size,
         accumulation=args.accumulation, seed=args.seed,
     )
     cv = cross_validate(model, data, folds, cfg, log=print if rank == 0 else None)

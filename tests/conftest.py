@@ -1,8 +1,8 @@
 """Shared test set-up: offline, one thread, data paths.
 
-The golden parity machinery (``pytest --golden-dir DIR``, the ``golden_case`` fixture and the
-``golden_cases`` marker) is the pytest plugin :mod:`avperceive.testing`, registered through the
-``pytest11`` entry point so that the option works whatever pytest picks as its rootdir.
+The golden parity machinery (``pytest --golden-dir DIR --golden-strict``, the ``golden_case`` fixture
+and the ``golden_cases`` marker) is the opt-in pytest plugin :mod:`avperceive.testing`, loaded by
+``addopts = "-p avperceive.testing"`` in ``pyproject.toml``.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -67,9 +70,9 @@ def test_bank_save_load_roundtrip(tmp_path):
     loaded = AdapterBank.load(path)
     assert loaded.config == bank.config and loaded.same_layout(bank)
     for k, v in bank.state_dict().items():
-        assert torch.equal(v, loaded.state_dict()[k]), k
+        assert torch.equal(v, loaded.state_dict()[k]), k  # safetensors round trip: a bit-exact copy
     video, audio = torch.randn(2, 4, 32), torch.randn(2, 6, 16)
-    with torch.no_grad():
+    with torch.no_grad():  # bit-identical weights and inputs through the same kernels: bit-identical outputs
         assert torch.equal(bank["video", "p2", 1](video, audio)[0], loaded.eval()["video", "p2", 1](video, audio)[0])
     # strict: a tampered file names the key
     sd = load_file(str(path))
@@ -128,8 +131,12 @@ def test_dgsct_ave_bank_size_matches_reference():
     with torch.device("meta"):
         bank = AdapterBank.dgsct_ave()
     n = sum(t.numel() for t in bank.state_dict().values())
-    reference_total = 2 * (60_593_328 + 33_705_960)  # vis/audio_adapter_blocks_p1/p2 (reference-models §1.4)
-    assert n == reference_total - 4 * 12
+    manifest = json.loads((Path(__file__).parent / "data" / "dgsct" / "dgsct_state_dict_keys.json").read_text())
+    groups = manifest["top_level_groups"]
+    reference_total = sum(groups[f"{m}_adapter_blocks_{p}"]["n_elems"] for m in ("vis", "audio") for p in ("p1", "p2"))
+    gate_tk = [k for k in manifest["all_keys"] if "_adapter_blocks_" in k and k.endswith(".gate_tk")]
+    assert len(gate_tk) == 4 * 12 and all(manifest["all_keys"][k] == [1] for k in gate_tk)  # unused, not kept
+    assert n == reference_total - len(gate_tk) == 2 * (60_593_328 + 33_705_960) - 48
     assert bank["audio", "p1", 0].token_proj.weight.shape == (4096, 2304)
     assert bank["video", "p2", 11].channel_proj.weight.shape == (1536, 768)
 

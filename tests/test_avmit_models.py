@@ -67,6 +67,7 @@ def test_forward_shapes_and_keras_input_dropout():
     m.rnn.train()
     m.rnn(x)
     dropped = seen["x"]
+    # exact: inputs of 1 times a 0/1 mask divided by keep = 0.5 gives exactly 0 or 2
     assert torch.equal(dropped, dropped[:, :1].expand_as(dropped))
     assert set(dropped.unique().tolist()) <= {0.0, 2.0} and (dropped == 0).any()
     with pytest.raises(ValueError, match=r"\(B, T, 16\)"):
@@ -125,3 +126,103 @@ def test_savc_pairs_balanced_and_reshuffled():
     assert not ((a1 == a).all() and (v1 == v).all())
     a2, v2, t2 = savc_pairs(labels, pairs_per_video=3, seed=0)
     assert len(a2) == 2 * 3 * 240 and (a2[t2 == 1] != v2[t2 == 1]).any()
+
+
+# -- forward values against the Keras equations, in numpy ------------------------------------------------
+# The model claims Keras semantics (module doc): squeeze unit = Dense (the 1x1 Conv2D) -> BatchNormalization
+# (epsilon 1e-3) -> relu | swish per modality, audio then visual concatenated, one recurrent layer whose last
+# state feeds Dense(16). The recurrences below are the Keras layer formulas written out with Keras' own weight
+# layout: kernel (in, k * units) / recurrent_kernel (units, k * units), gate columns in Keras order
+# (LSTM: i, f, c, o; GRU: z, r, h with reset_after=True, i.e. bias (2, 3 * units) = input and recurrent bias,
+# and the reset gate applied after the recurrent matmul). Only the conversion of PyTorch's packed tensors
+# into that layout uses PyTorch's documented gate order (LSTM: i, f, g, o; GRU: r, z, n).
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _keras_squeeze(x, kernel, bias, gamma, beta, mean, var, activation):
+    y = x @ kernel + bias  # Dense == Conv2D 1x1 on (T, 1, C)
+    y = gamma * (y - mean) / np.sqrt(var + 1e-3) + beta  # BatchNormalization at inference, epsilon 1e-3
+    return np.maximum(y, 0.0) if activation == "relu" else y * _sigmoid(y)  # swish = x * sigmoid(x)
+
+
+def _keras_simple_rnn(x, kernel, recurrent, bias):
+    h = np.zeros((x.shape[0], recurrent.shape[0]))
+    for t in range(x.shape[1]):
+        h = np.tanh(x[:, t] @ kernel + h @ recurrent + bias)
+    return h
+
+
+def _keras_lstm(x, kernel, recurrent, bias):
+    units = recurrent.shape[0]
+    h = c = np.zeros((x.shape[0], units))
+    for t in range(x.shape[1]):
+        z = x[:, t] @ kernel + h @ recurrent + bias
+        i, f, g, o = (z[:, k * units:(k + 1) * units] for k in range(4))  # Keras: i, f, c, o
+        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        h = _sigmoid(o) * np.tanh(c)
+    return h
+
+
+def _keras_gru_reset_after(x, kernel, recurrent, bias):
+    units = recurrent.shape[0]
+    h = np.zeros((x.shape[0], units))
+    split = lambda m: [m[..., k * units:(k + 1) * units] for k in range(3)]  # noqa: E731  Keras: z, r, h
+    (kz, kr, kh), (rz, rr, rh) = split(kernel), split(recurrent)
+    (bz, br, bh), (bz_rec, br_rec, bh_rec) = split(bias[0]), split(bias[1])
+    for t in range(x.shape[1]):
+        xt = x[:, t]
+        z = _sigmoid(xt @ kz + bz + h @ rz + bz_rec)
+        r = _sigmoid(xt @ kr + br + h @ rr + br_rec)
+        hh = np.tanh(xt @ kh + bh + r * (h @ rh + bh_rec))
+        h = z * h + (1.0 - z) * hh
+    return h
+
+
+def _keras_weights_from(rnn, kind):
+    """PyTorch's packed RNN tensors -> Keras (kernel, recurrent_kernel, bias)."""
+    w_ih, w_hh = rnn.weight_ih_l0.detach().numpy(), rnn.weight_hh_l0.detach().numpy()
+    b_ih, b_hh = rnn.bias_ih_l0.detach().numpy(), rnn.bias_hh_l0.detach().numpy()
+    if kind == "gru":
+        units = w_hh.shape[1]
+        order = lambda m: np.concatenate([m[units:2 * units], m[:units], m[2 * units:]])  # noqa: E731  r,z,n -> z,r,h
+        return order(w_ih).T, order(w_hh).T, np.stack([order(b_ih), order(b_hh)])
+    return w_ih.T, w_hh.T, b_ih + b_hh  # SimpleRNN / LSTM (i, f, g, o == i, f, c, o): one bias (b_hh is 0 here)
+
+
+@pytest.mark.parametrize("kind", ["frnn", "gru", "lstm"])
+@pytest.mark.parametrize("activation", ["relu", "swish"])
+def test_forward_matches_numpy_keras_equations(kind, activation):
+    torch.manual_seed(0)
+    model = AVMITClassifier(audio_dim=6, visual_dim=5, rnn=kind, rnn_units=4, bottleneck=3, activation=activation,
+                            dropout=0.5, num_classes=7, keras_compatible=True).double()
+    with torch.no_grad():  # non-trivial BatchNorm statistics and affine, and (GRU) a recurrent bias
+        for unit in (model.audio_squeeze, model.visual_squeeze):
+            unit.norm.running_mean.uniform_(-0.5, 0.5)
+            unit.norm.running_var.uniform_(0.5, 2.0)
+            unit.norm.weight.uniform_(0.5, 1.5)
+            unit.norm.bias.uniform_(-0.3, 0.3)
+        if kind == "gru":
+            model.rnn.rnn.bias_hh_l0.uniform_(-0.5, 0.5)
+    model.eval()
+    g = torch.Generator().manual_seed(1)
+    audio = torch.randn(3, 7, 6, generator=g, dtype=torch.float64)
+    visual = torch.randn(3, 7, 5, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        ours = model(video=visual, audio=audio).numpy()
+
+    def squeeze(unit, x):
+        n = unit.norm
+        return _keras_squeeze(x, unit.proj.weight.detach().numpy().T, unit.proj.bias.detach().numpy(),
+                              n.weight.detach().numpy(), n.bias.detach().numpy(), n.running_mean.numpy(),
+                              n.running_var.numpy(), activation)
+
+    seq = np.concatenate([squeeze(model.audio_squeeze, audio.numpy()), squeeze(model.visual_squeeze, visual.numpy())],
+                         axis=-1)
+    recurrence = {"frnn": _keras_simple_rnn, "gru": _keras_gru_reset_after, "lstm": _keras_lstm}[kind]
+    last = recurrence(seq, *_keras_weights_from(model.rnn.rnn, kind))
+    want = last @ model.classifier.weight.detach().numpy().T + model.classifier.bias.detach().numpy()
+    assert ours.shape == want.shape == (3, 7)
+    np.testing.assert_allclose(ours, want, rtol=0, atol=1e-12)  # float64 on both sides: rounding only

@@ -146,11 +146,11 @@ def test_real_csv_counts_and_filters():
     assert len(AVMIT(ROOT, "val")) == 736 and len(AVMIT(ROOT, "mit16_val")) == 2256
     sums = [r["r1"] + r["r2"] + r["r3"] for r in train.records]
     assert sum(s > 3 for s in sums) == 262
-    assert len(AVMIT(ROOT, "train", filter="present")) == 6528
-    assert len(AVMIT(ROOT, "train", filter="prominent")) == 6473
-    assert len(AVMIT(ROOT, "train", filter="unanimous")) == 3177
+    assert len(AVMIT(ROOT, "train", rating_filter="present")) == 6528
+    assert len(AVMIT(ROOT, "train", rating_filter="prominent")) == 6473
+    assert len(AVMIT(ROOT, "train", rating_filter="unanimous")) == 3177
     with pytest.raises(ConfigError, match="rating columns"):
-        AVMIT(ROOT, "test", filter="prominent")
+        AVMIT(ROOT, "test", rating_filter="prominent")
 
 
 def test_rating_flags():

@@ -77,6 +77,9 @@ def setup():
 
 
 def maxdiff(x: dict, y: dict, keys=("event_scores", "is_event", "av_score", "video_pooled", "audio_pooled")) -> float:
+    """Largest |x - y| over the outputs. Tests below assert ``== 0.0`` only where the two sides are the same
+    float operations on the same values: a weight of exactly 0 or 1 (``0·r + 1·c == c`` in IEEE arithmetic for
+    finite r; zero-weight members are skipped), or the same configuration spelled two ways."""
     return max((x[k] - y[k]).abs().max().item() for k in keys)
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -12,20 +16,15 @@ from avperceive.errors import CheckpointError, ConfigError
 from avperceive.hub import convert_checkpoint
 from avperceive.models.event_specific import EventSpecificModel
 
-# torchvision.models.video.mc3_18: (key, shape) of a few entries of each kind, and the documented
-# parameter count of the Kinetics-400 model (11,695,440 with its 400-way fc).
-MC3_18_KEYS = {
-    "stem.0.weight": (64, 3, 3, 7, 7),
-    "stem.1.running_var": (64,),
-    "layer1.0.conv1.0.weight": (64, 64, 3, 3, 3),
-    "layer1.1.conv2.1.weight": (64,),
-    "layer2.0.conv1.0.weight": (128, 64, 1, 3, 3),
-    "layer2.0.downsample.0.weight": (128, 64, 1, 1, 1),
-    "layer2.0.downsample.1.bias": (128,),
-    "layer3.1.conv2.0.weight": (256, 256, 1, 3, 3),
-    "layer4.0.conv1.0.weight": (512, 256, 1, 3, 3),
-    "layer4.1.conv2.1.num_batches_tracked": (),
-}
+# torchvision.models.video.mc3_18: every state-dict key and shape, written out from torchvision's resnet.py
+# (tests/data/SOURCES.md). Truth the model code did not produce.
+MC3_18 = json.loads((Path(__file__).parent / "data" / "mc3" / "mc3_18_state_dict_keys.json").read_text())
+MC3_18_SHAPES = {k: tuple(v) for k, v in MC3_18["state_dict"].items()}
+
+
+def _manifest_params(shapes: dict[str, tuple[int, ...]]) -> int:
+    """Trainable parameters: conv/linear weights and biases, BatchNorm affine weight/bias (no running stats)."""
+    return sum(math.prod(s) for k, s in shapes.items() if k.endswith((".weight", ".bias")))
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +33,14 @@ def mc3_full():
 
 
 def test_mc3_has_torchvision_mc3_18_layout(mc3_full):
-    sd = mc3_full.state_dict()
-    assert len(sd) == 120  # stem 6 + 8 blocks x 12 + 3 downsamples x 6
-    for key, shape in MC3_18_KEYS.items():
-        assert tuple(sd[key].shape) == shape, key
+    ours = {k: tuple(v.shape) for k, v in mc3_full.state_dict().items()}
+    backbone = {k: s for k, s in MC3_18_SHAPES.items() if not k.startswith("fc.")}
+    assert sorted(ours) == sorted(backbone)  # every key, none extra
+    assert ours == backbone  # every shape
     params = sum(p.numel() for p in mc3_full.parameters())
-    assert params + 512 * 400 + 400 == 11_695_440
+    assert params == _manifest_params(backbone)
+    # torchvision documents 11,695,440 parameters for mc3_18 with its 400-way classifier
+    assert _manifest_params(MC3_18_SHAPES) == 11_695_440 == params + 512 * 400 + 400
 
 
 def test_mc3_has_no_temporal_stride(mc3_full):
@@ -64,24 +65,70 @@ def test_audio_cnn_gives_100_steps_for_1000_frames():
         net(torch.randn(1000, 80))
 
 
-def _torchvision_style(model: MC3) -> dict:
-    sd = {f"module.{k}": v.clone() for k, v in model.state_dict().items()}
-    sd["module.fc.weight"] = torch.randn(400, model.out_dim)
-    sd["module.fc.bias"] = torch.randn(400)
+def _torchvision_checkpoint(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A DataParallel-saved mc3_18 checkpoint: every manifest key, random values of the manifest's shapes."""
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for key, shape in MC3_18_SHAPES.items():
+        if key.endswith("num_batches_tracked"):
+            sd[f"module.{key}"] = torch.tensor(7, dtype=torch.int64)
+        elif key.endswith("running_var"):
+            sd[f"module.{key}"] = torch.rand(shape, generator=g) + 0.5
+        else:
+            sd[f"module.{key}"] = torch.randn(shape, generator=g) * 0.1
     return sd
 
 
-def test_mc3_torchvision_converter_roundtrip():
-    torch.manual_seed(0)
-    source = MC3(widths=(4, 8, 8, 16), blocks=(2, 1, 2, 1))
-    report = convert_checkpoint("mc3-torchvision", _torchvision_style(source), return_report=True)
+def _torchvision_features(sd: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """VideoResNet.forward up to layer4 (before avgpool/fc), written from resnet.py with torch.nn.functional.
+
+    BasicStem: conv (3,7,7) stride (1,2,2) pad (1,3,3) -> BN -> ReLU. BasicBlock: conv1 -> BN -> ReLU -> conv2
+    -> BN, plus the (downsampled) input, ReLU. Conv3DSimple: (3,3,3) kernel, stride s, pad 1 (layer1);
+    Conv3DNoTemporal: (1,3,3) kernel, stride (1,s,s), pad (0,1,1); downsample: 1x1x1 conv, same stride, BN.
+    """
+    import torch.nn.functional as F
+
+    def bn(t, p):
+        return F.batch_norm(t, sd[f"{p}.running_mean"], sd[f"{p}.running_var"], sd[f"{p}.weight"], sd[f"{p}.bias"],
+                            training=False, eps=1e-5)
+
+    x = F.relu(bn(F.conv3d(x, sd["stem.0.weight"], stride=(1, 2, 2), padding=(1, 3, 3)), "stem.1"))
+    for layer in range(1, 5):
+        temporal = layer == 1  # conv_makers = [Conv3DSimple] + [Conv3DNoTemporal] * 3
+        for block in range(2):
+            p = f"layer{layer}.{block}"
+            s = 2 if layer > 1 and block == 0 else 1
+            stride, pad = ((s, s, s), (1, 1, 1)) if temporal else ((1, s, s), (0, 1, 1))
+            out = F.relu(bn(F.conv3d(x, sd[f"{p}.conv1.0.weight"], stride=stride, padding=pad), f"{p}.conv1.1"))
+            out = bn(F.conv3d(out, sd[f"{p}.conv2.0.weight"], padding=pad), f"{p}.conv2.1")
+            if f"{p}.downsample.0.weight" in sd:
+                x = bn(F.conv3d(x, sd[f"{p}.downsample.0.weight"], stride=stride), f"{p}.downsample.1")
+            x = F.relu(out + x)
+    return x
+
+
+def test_mc3_torchvision_converter_on_the_torchvision_layout():
+    ckpt = _torchvision_checkpoint()
+    report = convert_checkpoint("mc3-torchvision", ckpt, return_report=True)
     assert sorted(report.dropped) == ["fc.bias", "fc.weight"]
-    assert report.config == {"widths": [4, 8, 8, 16], "blocks": [2, 1, 2, 1]}
-    target = MC3(**report.config)
+    assert {k: tuple(v.shape) for k, v in report.state_dict.items()} == {
+        k: s for k, s in MC3_18_SHAPES.items() if not k.startswith("fc.")
+    }
+    widths = [MC3_18_SHAPES[f"layer{i}.0.conv1.0.weight"][0] for i in range(1, 5)]
+    blocks = [len({k.split(".")[1] for k in MC3_18_SHAPES if k.startswith(f"layer{i}.")}) for i in range(1, 5)]
+    assert report.config == {"widths": widths, "blocks": blocks}
+    target = MC3(**report.config).eval()
     avp.hub.load_state_dict_strict(target, report.state_dict)
-    x = torch.randn(1, 3, 4, 32, 32)
-    source.eval(), target.eval()
-    torch.testing.assert_close(target(x), source(x), rtol=0, atol=0)
+    for key, value in target.state_dict().items():
+        assert torch.equal(value, ckpt[f"module.{key}"]), key  # loaded as a pure copy
+    # forward: ours vs resnet.py's equations on the same weights (float64: only summation order differs)
+    x = torch.randn(1, 3, 3, 32, 32, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    sd64 = {k.removeprefix("module."): v.double() if v.is_floating_point() else v for k, v in ckpt.items()}
+    with torch.no_grad():
+        ours = target.double().forward_features(x)
+        want = _torchvision_features(sd64, x)
+    assert ours.shape == want.shape == (1, 512, 3, 2, 2)
+    torch.testing.assert_close(ours, want, rtol=1e-10, atol=1e-10)  # float64 rounding differences only
 
 
 def test_mc3_converter_refuses_r2plus1d_and_r3d():
@@ -157,7 +204,7 @@ def test_tiny_save_load_and_bf16(tiny, tmp_path):
     video, mel = torch.randn(1, 10, 3, 32, 32), torch.randn(1, 100, 80)
     with torch.no_grad():
         a, b = tiny.forward_layers(video, mel), loaded.forward_layers(video, mel)
-        torch.testing.assert_close(a["instant"], b["instant"], rtol=0, atol=0)
+        torch.testing.assert_close(a["instant"], b["instant"], rtol=0, atol=0)  # bit-exact weights, same kernels
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = tiny.forward_layers(video, mel)
     assert low["audio"].dtype == torch.bfloat16

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from avperceive.data.splits import stratified_kfold
 from avperceive.errors import ConfigError
 from avperceive.models.dgsct import DGSCT
-from avperceive.models.finetune import (
+from avperceive.train.finetune import (
     FinetuneConfig,
     cross_validate,
     evaluate,
@@ -53,13 +53,13 @@ def test_loss_and_config_defaults():
     y = torch.tensor([0, 3, 1])
     want = F.cross_entropy(out["event_scores"], y) + F.cross_entropy(out["av_score"], y)
     assert torch.allclose(soundactions_loss(out, y), want)
-    cls, full = FinetuneConfig(range="cls").resolved(), FinetuneConfig(range="all").resolved()
+    cls, full = FinetuneConfig(tuning_range="cls").resolved(), FinetuneConfig(tuning_range="all").resolved()
     assert (cls.batch_size, cls.accumulation, full.batch_size, full.accumulation) == (16, 1, 4, 4)
     assert full.lr == 5e-4 and full.lr_patience == 5 and full.early_stop_patience == 10 and full.lr_factor == 0.5
     assert full.val_modalities == ("av", "a", "v")
     assert FinetuneConfig(modality="a").resolved().val_modalities == ("a",)
     with pytest.raises(ConfigError):
-        FinetuneConfig(range="head").resolved()
+        FinetuneConfig(tuning_range="head").resolved()
     with pytest.raises(ConfigError):
         FinetuneConfig(modality="x").resolved()
 
@@ -76,7 +76,7 @@ def test_gradient_accumulation_equals_one_big_batch(data):
     states = []
     for bs, acc in ((1, 4), (4, 1)):
         model = micro_model()
-        cfg = FinetuneConfig(range="cls", batch_size=bs, accumulation=acc, max_epochs=1, lr=1e-2)
+        cfg = FinetuneConfig(tuning_range="cls", batch_size=bs, accumulation=acc, max_epochs=1, lr=1e-2)
         res = finetune(model, sub, None, cfg)
         assert res.trainable_params == sum(p.numel() for p in model.head.parameters())
         states.append(copy.deepcopy(model.head.state_dict()))
@@ -90,7 +90,7 @@ def test_gradient_accumulation_equals_one_big_batch(data):
 def test_early_stopping_on_validation_loss_and_frozen_parts(data):
     model = micro_model()
     backbone_before = copy.deepcopy(model.video_backbone.state_dict())
-    cfg = FinetuneConfig(range="cls", modality="a", batch_size=2, accumulation=1, max_epochs=6, lr=0.0,
+    cfg = FinetuneConfig(tuning_range="cls", modality="a", batch_size=2, accumulation=1, max_epochs=6, lr=0.0,
                          early_stop_patience=1)
     res = finetune(model, data[:4], data[4:], cfg)
     # lr 0: the val loss never decreases after epoch 0 -> stop once it has not decreased for > 1 epoch
@@ -106,7 +106,7 @@ def test_cross_validation_fresh_folds_and_table(data):
     before = copy.deepcopy(model.state_dict())
     targets = [d["target"] for d in data]
     folds = stratified_kfold(targets, 2, seed=42)
-    cfg = FinetuneConfig(range="all", modality="av", batch_size=2, accumulation=2, max_epochs=1)
+    cfg = FinetuneConfig(tuning_range="all", modality="av", batch_size=2, accumulation=2, max_epochs=1)
     cv = cross_validate(model, data, folds, cfg)
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # the initial weights are never trained
@@ -152,6 +152,7 @@ def test_ddp_two_processes_agree(tmp_path):
     assert w0.keys() == w1.keys() and len(w0) > 0
     worst = max((w0[k].float() - w1[k].float()).abs().max().item() for k in w0)
     print(f"DDP ranks: max|diff| of the best fold's trained weights {worst}")
+    # exact: the all-reduce hands every rank the same averaged gradient, then each runs the same optimiser step
     assert worst == 0.0
 
 

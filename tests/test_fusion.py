@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from avperceive.errors import ConfigError
 from avperceive.nn.fusion import (
     EVENT_LAYERS,
     EventSpecificFusion,
@@ -127,6 +128,8 @@ def test_module_logits_heads_and_layer_subsets():
     torch.testing.assert_close(reference(z_v, z_a)["onset"], logits["onset"], atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="layers"):
         EventSpecificFusion(3, 4, layers=("continuous", "beat"))
+    with pytest.raises(ConfigError, match="pool_impl"):
+        EventSpecificFusion(3, 4, pool_impl="batched")  # the old name of "fused"
     with pytest.raises(ValueError, match=r"\(B, T, 3\)"):
         fusion(torch.randn(2, 5, 4), torch.randn(2, 5, 4))
     with pytest.raises(ValueError, match="padding"):

@@ -9,17 +9,17 @@ from einops import rearrange
 from avperceive.errors import CheckpointError
 from avperceive.hub.convert import convert_checkpoint
 from avperceive.hub.mixin import load_state_dict_strict
-from avperceive.nn.heads import AVEHead, CMBSHead, ave_decision
+from avperceive.nn.heads import AVEHead, CMBSHead, TemporalCMBSHead, ave_decision
 from avperceive.nn.temporal import MultiheadAttention, TemporalAttention
 
 ATOL = 1e-5
 
 
-def _head_from_case(case, attn_impl: str) -> AVEHead:
+def _head_from_case(case, attn_impl: str) -> TemporalCMBSHead:
     cfg = case.meta["config"]
     conv = convert_checkpoint("dgsct-head", case.weights, return_report=True)
     num_classes = int(case.weights["CMBS.localize_module.event_classifier.weight"].shape[0])
-    model = AVEHead(
+    model = TemporalCMBSHead(
         video_dim=cfg["Cv"], audio_dim=cfg["Ca"], d_model=cfg["d_model"], video_input_dim=cfg["video_input_dim"],
         audio_input_dim=cfg["audio_input_dim"], ffn_dim=cfg["ffn_dim"], num_classes=num_classes, attn_impl=attn_impl,
     )
@@ -49,6 +49,10 @@ def test_dgsct_head_parity(golden_case, attn_impl):
         assert value.shape == y[name].shape
         assert diff <= ATOL, name
     pred = ave_decision(out["is_event"], out["event_scores"])
+    # decisions compare exactly: every is-event logit is farther from 0, and every top-1 class score
+    # farther above the runner-up, than the ATOL within which our outputs match the reference
+    top2 = out["event_scores"].topk(2, dim=-1).values
+    assert out["is_event"].abs().min() > 2 * ATOL and (top2[:, 0] - top2[:, 1]).min() > 2 * ATOL
     assert torch.equal(pred, y["segment_pred"])
     target = x["labels_onehot"].argmax(-1)
     acc = (pred == target).double().mean() * 100
@@ -120,7 +124,7 @@ def test_head_bad_shapes_name_expected_shape():
 
 def test_ave_head_backward_and_bf16_autocast():
     torch.manual_seed(2)
-    model = AVEHead(video_dim=12, audio_dim=6, d_model=8, video_input_dim=16, audio_input_dim=4, ffn_dim=8,
+    model = TemporalCMBSHead(video_dim=12, audio_dim=6, d_model=8, video_input_dim=16, audio_input_dim=4, ffn_dim=8,
                     num_classes=5)
     v, a = torch.randn(2, 10, 12), torch.randn(2, 10, 6)
     out = model(v, a)
@@ -132,3 +136,20 @@ def test_ave_head_backward_and_bf16_autocast():
     with torch.no_grad():
         out32 = model(v, a)
     assert (out16["event_scores"].float() - out32["event_scores"]).abs().max() < 0.1
+
+
+def test_temporal_cmbs_head_has_dgscts_keys_and_old_name():
+    """Same sub-modules and state-dict keys as DG-SCT's own temporal module + head, so weights move freely."""
+    from avperceive.models import create_model
+
+    with torch.device("meta"):
+        host = create_model("dgsct-ave-tiny")
+        t = host.temporal
+        head = TemporalCMBSHead(
+            video_dim=t.video_dim, audio_dim=t.audio_dim, d_model=host.head.d_model,
+            video_input_dim=t.video_proj.out_features, audio_input_dim=t.audio_proj.out_features,
+            ffn_dim=t.video_encoder.layers[0].ffn.linear1.out_features, num_classes=host.head.num_classes,
+        )
+    host_part = {k: v.shape for k, v in host.state_dict().items() if k.startswith(("temporal.", "head."))}
+    assert {k: v.shape for k, v in head.state_dict().items()} == host_part
+    assert AVEHead is TemporalCMBSHead

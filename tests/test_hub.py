@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -44,15 +43,25 @@ class TinyNet(nn.Module, PretrainedMixin):
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
-    """Any socket connection fails the test at once."""
+    """Any name lookup or socket connection raises, and is recorded: the test fails even if the
+    library catches the error (an offline path must not try the network and fall back)."""
+    attempts: list[str] = []
 
-    def refuse(*args, **kwargs):
-        raise RuntimeError("test tried to use the network")
+    def refuse(name):
+        def refused(*args, **kwargs):
+            attempts.append(f"{name}{args[1:2] if name == 'socket.connect' else args[:1]}")
+            raise OSError(f"test tried to use the network ({name})")
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+        return refused
+
+    monkeypatch.setattr(socket.socket, "connect", refuse("socket.connect"))
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse("socket.connect_ex"))
+    monkeypatch.setattr(socket, "create_connection", refuse("socket.create_connection"))
+    monkeypatch.setattr(socket, "getaddrinfo", refuse("socket.getaddrinfo"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    yield attempts
+    assert not attempts, f"network access attempted: {attempts}"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -159,9 +168,8 @@ def test_hub_cache_offline_env(saved, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert is_offline()
     x = torch.randn(2, 4)
-    t0 = time.perf_counter()
     loaded = TinyNet.from_pretrained("avp-test/tiny", cache_dir=cache)
-    assert torch.equal(loaded(x), model(x))
+    assert torch.equal(loaded(x), model(x))  # bit-exact weights (safetensors), same input and kernels
     pinned = TinyNet.from_pretrained(f"hf-hub:avp-test/tiny@{REV}", cache_dir=cache)
     assert torch.equal(pinned(x), model(x))
     # the registry's own source (hub_id + pinned revision) through create_model(pretrained=True)
@@ -170,7 +178,7 @@ def test_hub_cache_offline_env(saved, tmp_path, monkeypatch):
     # a Hub source as the name: the architecture comes from the cached config.json
     m = create_model("hf-hub:avp-test/tiny", cache_dir=cache)
     assert type(m) is TinyNet and m.architecture == ARCH and torch.equal(m(x), model(x))
-    assert time.perf_counter() - t0 < 5.0
+    # no timing assert: the autouse no_network guard proves that nothing was fetched or even looked up
 
 
 def test_hub_cache_local_files_only_without_env(saved, tmp_path):
@@ -184,12 +192,12 @@ def test_hub_cache_local_files_only_without_env(saved, tmp_path):
     assert torch.equal(loaded.head.weight, model.head.weight)
 
 
-def test_offline_miss_fails_fast_with_instructions(tmp_path, monkeypatch):
+def test_offline_miss_fails_fast_with_instructions(tmp_path, monkeypatch, no_network):
+    """Fails without trying the network (no retries, no timeouts): the guard records any attempt."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    t0 = time.perf_counter()
     with pytest.raises(CheckpointError) as info:
         create_model(ARCH, pretrained="hf-hub:avp-test/absent@" + REV, cache_dir=tmp_path)
-    assert time.perf_counter() - t0 < 2.0
+    assert no_network == []
     msg = str(info.value)
     assert "hf-hub:avp-test/absent" in msg and "HF_HUB_OFFLINE" in msg
     assert f"hf download avp-test/absent --revision {REV}" in msg and "local-dir:" in msg

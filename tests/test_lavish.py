@@ -59,7 +59,7 @@ def test_fresh_adapters_reduce_to_the_shared_frozen_backbone():
         # a precomputed audio image gives the same result as the waveform
         v2, a2 = model.forward_features(video, image)
     assert (v[0] - v_ref).abs().max() < 1e-4 and (a[0] - a_ref).abs().max() < 1e-4
-    assert torch.equal(a, a2) and torch.equal(v, v2)
+    assert torch.equal(a, a2) and torch.equal(v, v2)  # the same image tensor through the same ops
 
 
 def test_fused_and_reference_attention_agree_with_active_adapters():

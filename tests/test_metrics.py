@@ -22,11 +22,11 @@ def test_ave_segment_accuracy_is_event_rule():
     # 1 clip, 4 segments; is-event logits: +, -, +, + ; clip class scores -> class 2
     is_event = torch.tensor([[3.0, -2.0, 0.5, -0.1]])
     event = torch.tensor([[0.1, 0.2, 0.9]])
-    pred = ave_segment_predictions(is_event, event, background=3)
+    pred = ave_segment_predictions(is_event, event)  # K = 3 classes: background = 3
     assert pred.tolist() == [[2, 3, 2, 3]]
     target = torch.tensor([[2, 3, 3, 3]])
     # segments 0, 1, 3 right, segment 2 wrong -> 3/4
-    assert ave_segment_accuracy(is_event, target, event_logits=event, background=3) == pytest.approx(0.75)
+    assert ave_segment_accuracy(is_event, target, event_logits=event) == pytest.approx(0.75)
     one_hot = torch.nn.functional.one_hot(target, 4).float()
     assert ave_segment_accuracy(pred, one_hot) == pytest.approx(0.75)
     with pytest.raises(ValueError, match=r"\(B, T\)"):
@@ -104,6 +104,18 @@ def test_free_marginal_kappa_reproduces_soundactions_table2():
     assert round(free_marginal_kappa(votes, 4), 2) == 0.46
     ej = np.array([[0, 0, 0]] * 254 + [[0, 0, 1]] * (885 - 254) + [[0, 1, 2]] * (1000 - 885))
     assert round(free_marginal_kappa(ej, 3), 2) == 0.20
+
+
+def test_ave_rule_with_per_segment_scores():
+    # 1 clip, 3 segments, K = 2: per-segment arg-max classes 1, 0, 1; is-event +, +, - -> [1, 0, 2]
+    is_event = torch.tensor([[1.0, 0.2, -0.3]])
+    event = torch.tensor([[[0.1, 0.7], [0.9, 0.3], [0.0, 5.0]]])
+    assert ave_segment_predictions(is_event, event).tolist() == [[1, 0, 2]]
+    # fp16 logits decide as their float32 values: sigmoid(-0.0001) < 0.5 -> background
+    half = torch.tensor([[-1e-4, 1e-4]], dtype=torch.float16)
+    assert ave_segment_predictions(half, torch.tensor([[0.0, 1.0]])).tolist() == [[2, 1]]
+    with pytest.raises(ValueError, match="event_scores"):
+        ave_segment_predictions(is_event, torch.zeros(1, 4, 2))  # 4 segments of scores for 3 is-event logits
 
 
 def test_ave_rule_matches_nn_heads_decision():

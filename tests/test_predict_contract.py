@@ -82,7 +82,7 @@ def test_every_tiny_model_follows_the_contract(name):
     b = video.shape[0]
     if model.task == "ave":
         probs = out["probs"]
-        torch.testing.assert_close(probs, staged["probs"], rtol=0, atol=0)
+        torch.testing.assert_close(probs, staged["probs"], rtol=0, atol=0)  # forward is these two stages: same ops
         assert probs.shape[:2] == decision.shape == (b, spec.segments)
         torch.testing.assert_close(probs.sum(-1), torch.ones(decision.shape), atol=1e-5, rtol=0)  # a distribution
         assert int(decision.max()) <= probs.shape[-1] - 1  # background = K is the last index

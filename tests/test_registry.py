@@ -97,9 +97,12 @@ def test_every_tiny_architecture_builds_random():
 
 
 def test_cli_models_lists_tags(capsys):
-    assert cli_main(["models", "test-registry*", "--pretrained"]) == 0
-    out = capsys.readouterr().out.split()
-    assert out == [f"{ARCH}.untrained", f"{ARCH}.alt"]
+    assert cli_main(["models", "test-registry*", "--pretrained", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == [f"{ARCH}.untrained", f"{ARCH}.alt"]
+    # Lin(dim=2, out=5): a 2 -> 5 linear layer has 2 * 5 weights + 5 biases.
+    assert [r["parameters"] for r in rows] == [15, 15]
+    assert rows[0]["task"] == "clip-classification" and rows[0]["classes"] == 2 and rows[0]["weights"] == "untrained"
 
 
 # -- backbones in the same registry ----------------------------------------------------------------

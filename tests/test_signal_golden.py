@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+import avperceive.signal.kaldi as kaldi_module
 from avperceive.signal import (
     HTSATFrontend,
     VGGishFrontend,
@@ -59,7 +61,7 @@ def test_htsat_frontend_logmel_parity(golden_case):
     fb_diff = _max_diff(fe.mel_fb.T, golden_case.weights["logmel_extractor.melW"])
     diff = _max_diff(out, ref)
     print(f"htsat logmel max abs diff {diff:.3g} dB, melW {fb_diff:.3g}")
-    assert fb_diff < 1e-7
+    assert fb_diff < 1e-7  # built in float64 and cast, like librosa: at most a float32 ulp apart (here ~1e-9)
     assert diff < 2e-3  # the case's suggested logmel tolerance; torch.stft reproduces ~2e-4 dB
     # values at the amin clamp are exactly -100 dB on both sides (digital silence in clip 0)
     assert torch.equal(out <= -99.999, ref <= -99.999)
@@ -160,7 +162,7 @@ def test_frontends_16k_logmel_onset_parity(golden_case):
 
 
 @pytest.mark.golden_cases("*_frontends_16k")
-def test_frontends_16k_vggish_kaldi_parity(golden_case):
+def test_frontends_16k_vggish_kaldi_parity(golden_case, monkeypatch):
     cfg = golden_case.meta["config"]
     vg = cfg["vggish"]
     tol32 = golden_case.meta["suggested_tolerance"]["float32_implementation_atol"]
@@ -178,7 +180,15 @@ def test_frontends_16k_vggish_kaldi_parity(golden_case):
         o = kaldi_sets[name]
         padded = 2 ** math.ceil(math.log2(int(o["sample_frequency"] * o["frame_length"] / 1000)))
         bank = kaldi_mel_banks(o["num_mel_bins"], padded, o["sample_frequency"])
-        assert _max_diff(bank, golden_case.outputs[f"kaldi_mel_banks_{name}"]) == 0.0
+        # Not bit-exact across CPUs: the weights (mel - left) / (center - left) come from float32 torch.log,
+        # whose vectorised kernel differs by ISA (AMD EPYC: 42 of 49,344 entries off, max 1.7e-5 = one ulp of
+        # the top mel value over a band width). Bound: 4 ulps of the largest mel value / the band width.
+        mel_high = 1127.0 * math.log1p(o["sample_frequency"] / 2 / 700.0)
+        band = (mel_high - 1127.0 * math.log1p(20.0 / 700.0)) / (o["num_mel_bins"] + 1)
+        tol = 4 * float(np.spacing(np.float32(mel_high))) / band
+        d_bank = _max_diff(bank, golden_case.outputs[f"kaldi_mel_banks_{name}"])
+        print(f"kaldi mel bank {name}: max abs diff {d_bank:.3g} (bound {tol:.3g})")
+        assert d_bank <= tol
     for clip in _clips(golden_case):
         wave = golden_case.inputs[f"{clip}.wav16k"]
         d_log = _max_diff(fe.log_mel(wave), golden_case.outputs[f"{clip}.vggish_logmel"])
@@ -195,7 +205,15 @@ def test_frontends_16k_vggish_kaldi_parity(golden_case):
                       frame_shift_ms=o["frame_shift"], window_type=o["window_type"], dither=o["dither"])
             ref = golden_case.outputs[f"{clip}.kaldi_fbank_{name}"]
             d32 = _max_diff(kaldi_fbank(wave, o["sample_frequency"], **kw), ref)
-            d64 = _max_diff(kaldi_fbank(wave.double(), o["sample_frequency"], **kw), ref)
-            print(f"{clip}: kaldi {name} float32 {d32:.3g}, float64 {d64:.3g}")
+            d64_own = _max_diff(kaldi_fbank(wave.double(), o["sample_frequency"], **kw), ref)
+            # The float64 tolerance holds for the stored torchaudio mel bank; our float32 bank may differ from
+            # it by an ulp on another CPU (see above), which moves the log energies by ~2e-4. So the float64
+            # pipeline is checked with the stored bank swapped in, and end to end at the float32 tolerance.
+            stored = golden_case.outputs[f"kaldi_mel_banks_{name}"]
+            with monkeypatch.context() as patch:
+                patch.setattr(kaldi_module, "kaldi_mel_banks", lambda *args, _bank=stored, **kwargs: _bank)
+                d64 = _max_diff(kaldi_fbank(wave.double(), o["sample_frequency"], **kw), ref)
+            print(f"{clip}: kaldi {name} float32 {d32:.3g}, float64 {d64:.3g} (own bank {d64_own:.3g})")
             assert d32 <= tol32["kaldi_fbank_* with the stored torchaudio mel bank"]
             assert d64 <= tol64["kaldi_fbank_* with the stored torchaudio mel bank"]
+            assert d64_own <= tol32["kaldi_fbank_* with the stored torchaudio mel bank"]

@@ -1,22 +1,29 @@
 """``describe``: a weight-free perceptual description of an audio-video clip.
 
 In the spirit of signal-based Schaeffer analysis, the clip's sound is typed with the temporal
-typology the EoPMA paper restates for SoundActions ([S0] §3, "PerceptionType"): *impulsive*
+typology that Guo, Tørresen & Jensenius (SoundActions + EoPMA, TISMIR 2026, §3, "PerceptionType") restate: *impulsive*
 (a short abrupt event), *sustained* (a long event with stable energy), *iterative* (a long
 event with fluctuating energy: repeated attacks). The cues are
 
 * audio: the spectral-flux onset envelope (:func:`avperceive.signal.onset_strength`, Böck &
-  Widmer 2013) on a 10-ms hop, its peaks (:func:`avperceive.signal.onset_detect`) kept as
-  *audio onsets* only when the flux is at least ``min_flux_db`` (dB per band per 10 ms) and the
-  RMS level rises by ``min_rise_db`` into them (a new attack, not the rattle of a decay or the
-  swell of a drone; the clip is taken to start from silence), and the RMS envelope (sounding time = level within
-  ``active_db`` of the peak);
-* video: motion energy (mean absolute luma difference of consecutive frames,
-  :func:`avperceive.signal.motion_energy`) and its peaks (*motion peaks*);
+  Widmer 2013) on a 10-ms hop, and its peaks (:func:`avperceive.signal.onset_detect`, the
+  peak-picking rule of Böck, Krebs & Schedl 2012), kept as *audio onsets* when the flux stands
+  ``min_flux_db`` (dB per mel band per 10 ms) above its running median over ±0.5 s: a
+  new attack stands out of the flux of whatever sound continues under it (a drone, a pad,
+  noise), while the rattle of a decay or the swell of a drone does not. The RMS envelope gives
+  the sounding time (level within ``active_db`` of the peak);
+* video: a visual *onset* envelope, one value per frame at the frame's time: the rise of
+  the motion-compensated frame novelty (:func:`avperceive.signal.frame_novelty`: content unlike
+  each of the last 0.2 s of frames and unexplained by block motion, so a flash counts at its
+  first frame only, never at its off-edge) plus the change of the block-motion field
+  (:func:`avperceive.signal.motion_change`: an object reversing, starting or stopping, as at an
+  impact). Its peaks are the *motion peaks*; the plain motion energy
+  (:func:`avperceive.signal.motion_energy`) gives the moving time;
 * audio-video synchronisation: the normalised cross-correlation of the audio onset envelope
-  and the motion energy, both placed on a 5-ms grid and smoothed; the lag of its maximum
+  and the visual onset envelope, both placed on a 5-ms grid and smoothed; the lag of its maximum
   (parabolic refinement) is ``lag_s`` (positive: the sound comes after the picture) and its
-  value is ``strength`` (a Pearson correlation in [-1, 1]).
+  value is ``strength`` (a Pearson correlation in [-1, 1]). A visual event is timed at the
+  first frame that shows it, the convention of flash-and-beep sync meters.
 
 Type scores: with ``n`` audio onsets and sounding time ``a`` seconds,
 ``iterative = sigmoid(2 (n - 2.5))``, ``long = sigmoid((a - 0.5) / 0.1)``,
@@ -24,10 +31,11 @@ Type scores: with ``n`` audio onsets and sounding time ``a`` seconds,
 and ``perception_type`` is their argmax. Without audio the same rule runs on the motion
 peaks and the time the motion energy stays above a quarter of its peak.
 
-Event moments follow the event types of Senocak et al. (WACV 2023, [S2] §3): *instant*
-moments (the strongest co-occurrences of a sound onset and a visible change, the peaks of the
-product of the two envelopes after lag compensation), *onset* moments (the audio onsets) and
-whether the clip is *continuous* (sounding, or moving, over at least 60 % of its duration).
+Event moments follow the event types of Senocak et al. ("Event-Specific Audio-Visual Fusion
+Layers", WACV 2023, §3): *instant* moments (the strongest co-occurrences of a sound onset and a
+visible change, the peaks of the product of the two envelopes after lag compensation), *onset*
+moments (the audio onsets) and whether the clip is *continuous* (sounding, or moving, over at
+least 60 % of its duration).
 """
 
 from __future__ import annotations
@@ -35,19 +43,32 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from ..errors import AvperceiveError
 from ..io import AVClip, load_clip
-from ..signal.envelopes import motion_energy, rms
+from ..signal.envelopes import frame_novelty, motion_change, motion_energy, rms
 from ..signal.onsets import onset_detect, onset_strength
 
-__all__ = ["Description", "AVSync", "EventMoments", "describe", "ANALYSIS_SAMPLE_RATE"]
+__all__ = ["Description", "DescribeFailure", "AVSync", "EventMoments", "describe", "describe_many",
+           "expand_media_paths", "ANALYSIS_SAMPLE_RATE", "MEDIA_SUFFIXES"]
 
 ANALYSIS_SAMPLE_RATE = 16000
 GRID_HZ = 200.0  # common time grid of the audio-video cross-correlation (5 ms)
+BASELINE_S = 0.5  # half-width of the running median the onset flux must stand out of
+BLOCK, RADIUS = 8, 4  # block matching on the analysis frames: 8x8-pixel blocks, +-4-pixel search
+NOVELTY_MEMORY_S = 0.2  # a visual change that reverts within this time is one onset (its start)
+#: file suffixes a folder is scanned for by :func:`describe_many` (the media ``predict`` reads too).
+MEDIA_SUFFIXES = (
+    ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".flv",
+    ".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aiff", ".aif",
+)
 
 
 @dataclass
@@ -86,7 +107,8 @@ class Description:
         perception_type: ``"impulsive" | "sustained" | "iterative"``.
         scores: per-type scores (sum to 1).
         audio_onsets: audio onset times (s, on the file's clock).
-        motion_peaks: times (s) of visual motion peaks.
+        motion_peaks: times (s) of the peaks of the visual onset envelope (each at the first frame
+            that shows the change: a flash once, at its first frame; an object reversing, at its turning frame).
         av_sync: :class:`AVSync`, or ``None`` without both modalities.
         event_moments: :class:`EventMoments`.
         duration: seconds analysed.
@@ -94,7 +116,8 @@ class Description:
         cues: the cues used: ``"audio"``, ``"motion"``, ``"av_sync"``.
         features: the numbers behind the scores.
         path: the source file, if any.
-        timeline: envelopes for plotting (not part of ``to_dict``).
+        timeline: envelopes for plotting (not part of ``to_dict``), among them ``rejected_onsets``:
+            ``(time, reason)`` of the onset-envelope peaks that did not count.
     """
 
     perception_type: str
@@ -147,6 +170,17 @@ class Description:
         return "\n".join(lines)
 
 
+@dataclass
+class DescribeFailure:
+    """A file :func:`describe_many` could not describe: ``source`` and ``reason`` (one line)."""
+
+    source: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"source": self.source, "error": self.reason}
+
+
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(x, 60.0), -60.0)))
 
@@ -161,53 +195,86 @@ def _type_scores(events: int, active_s: float) -> dict[str, float]:
     }
 
 
-def _audio_cues(wave: torch.Tensor, sr: int, min_rise_db: float, active_db: float, min_flux_db: float) -> dict:
-    """Onset envelope, RMS level and filtered onsets of a mono waveform ``(samples,)``."""
+def _running_median(x: torch.Tensor, half: int) -> torch.Tensor:
+    """Median of ``x[i - half : i + half + 1]`` (edges replicated), ``(T,)`` -> ``(T,)``."""
+    padded = F.pad(x[None, None], (half, half), mode="replicate")[0, 0] if x.numel() > half else x
+    if padded.numel() < 2 * half + 1:
+        return torch.full_like(x, float(x.median()))
+    return padded.unfold(0, 2 * half + 1, 1).median(dim=-1).values
+
+
+def _audio_cues(wave: torch.Tensor, sr: int, min_flux_db: float, active_db: float, quiet_db: float = 30.0) -> dict:
+    """Onset envelope, RMS level, onsets and rejected onset candidates of a mono waveform ``(samples,)``."""
     hop = max(1, round(sr * 0.01))
-    n_fft = 2 ** math.ceil(math.log2(sr * 0.032))
+    n_fft = 2 ** math.ceil(math.log2(sr * 0.064))
     if wave.numel() < n_fft:
         wave = F.pad(wave, (0, n_fft - wave.numel()))
-    env = onset_strength(wave, sr, n_fft=n_fft, hop_length=hop, n_mels=64, top_db=50.0)
+    env = onset_strength(wave, sr, n_fft=n_fft, hop_length=hop, n_mels=128, top_db=80.0)
+    # timing: a 32-ms window places attacks more sharply than the 64-ms one that resolves low hits under a bed
+    timing = onset_strength(wave, sr, n_fft=n_fft // 2, hop_length=hop, n_mels=64, top_db=80.0)
     level = rms(wave, frame_length=n_fft, hop_length=hop)
     db = 20 * torch.log10(level + 1e-6)
     frames = min(env.numel(), db.numel())
-    env, db = env[:frames], db[:frames]
+    env, db, timing = env[:frames], db[:frames], timing[:frames]
     peak = float(db.max())
     silent = peak < -70.0
+    baseline = _running_median(env, round(BASELINE_S * sr / hop))
     picked = [] if silent else onset_detect(onset_envelope=env, sample_rate=sr, hop_length=hop).tolist()
-    pre, post = round(0.08 * sr / hop), round(0.05 * sr / hop)
+    # the last frames see the zero padding past the end of the signal, not the signal
+    edge = frames - n_fft // (2 * hop)
     onsets: list[int] = []
+    rejected: list[tuple[int, str]] = []
     for i in picked:
-        if float(env[i]) < min_flux_db:
-            continue
-        # before the clip counts as silence: a sound that starts with the clip has an onset
-        before = float(db[max(0, i - pre) : i + 1].min()) if i >= pre else -120.0
-        after = float(db[i : i + post + 1].max())
-        if after - before >= min_rise_db and after >= peak - 30.0:
-            if onsets and i - onsets[-1] < round(0.05 * sr / hop):
-                continue
+        if i >= edge:
+            rejected.append((i, "end of signal"))
+        elif float(db[i : i + round(0.05 * sr / hop) + 1].max()) < peak - quiet_db:
+            rejected.append((i, f"level > {quiet_db:g} dB below the clip's peak"))
+        elif float(env[i] - baseline[i]) < min_flux_db:
+            rejected.append((i, f"flux < running median + {min_flux_db:g} dB"))
+        else:
             onsets.append(i)
     active = db > peak - active_db
     active_s = 0.0 if silent else float(active.sum()) * hop / sr
-    return dict(hop=hop, env=env, db=db, onsets=onsets, active_s=active_s, frame_rate=sr / hop, silent=silent)
+    return dict(hop=hop, env=env, timing=timing, db=db, baseline=baseline, onsets=onsets, rejected=rejected,
+                active_s=active_s, frame_rate=sr / hop, silent=silent)
+
+
+def _visual_onset_envelope(clip: AVClip) -> torch.Tensor:
+    """Visual onset strength per frame ``(T,)``: rise of motion-compensated novelty + motion-direction change."""
+    memory = max(2, round(NOVELTY_MEMORY_S * clip.fps)) if clip.fps > 0 else 2
+    if min(clip.size) < BLOCK or clip.num_frames < 3:
+        novelty = frame_novelty(clip.video, memory=memory).double()
+        change = torch.zeros_like(novelty)
+    else:
+        novelty = frame_novelty(clip.video, memory=memory, block=BLOCK, radius=RADIUS).double()
+        change = motion_change(clip.video, block=BLOCK, radius=RADIUS).double()
+    rise = (novelty - F.pad(novelty, (1, 0))[:-1]).clamp(min=0)
+    return rise + change
+
+
+def _peaks(x: torch.Tensor) -> list[int]:
+    """Local maxima of ``x`` ``(T,)`` at or above a quarter of its maximum and above twice its median."""
+    peaks: list[int] = []
+    if x.numel() < 2 or float(x.max()) <= 1e-4:
+        return peaks
+    top, floor = float(x.max()), float(x.median())
+    for k in range(1, x.numel()):
+        right = float(x[k + 1]) if k + 1 < x.numel() else -1.0
+        if x[k] >= x[k - 1] and x[k] > right and x[k] >= 0.25 * top and x[k] > 2 * floor:
+            peaks.append(k)
+    return peaks
 
 
 def _motion_cues(clip: AVClip) -> dict:
-    m = motion_energy(clip.video).double()
+    energy = motion_energy(clip.video).double()
     t = clip.frame_times.double()
-    # m[k] measures the change between frames k-1 and k: place it between their times.
-    times = torch.cat([t[:1], (t[1:] + t[:-1]) / 2]) if t.numel() else t
-    peaks: list[int] = []
-    if m.numel() >= 2 and float(m.max()) > 1e-4:
-        top, floor = float(m.max()), float(m.median())
-        for k in range(1, m.numel()):
-            left = float(m[k - 1])
-            right = float(m[k + 1]) if k + 1 < m.numel() else -1.0
-            if m[k] >= left and m[k] > right and m[k] >= 0.25 * top and m[k] > 2 * floor:
-                peaks.append(k)
-    moving = m > 0.25 * float(m.max()) if m.numel() else m.bool()
+    visual = _visual_onset_envelope(clip)
+    moving = energy > 0.25 * float(energy.max()) if energy.numel() else energy.bool()
     frame_s = 1.0 / clip.fps if clip.fps > 0 else 0.0
-    return dict(energy=m, times=times, peaks=peaks, active_s=float(moving.sum()) * frame_s)
+    # energy[k] measures the change between frames k-1 and k: drawn between their times
+    energy_times = torch.cat([t[:1], (t[1:] + t[:-1]) / 2]) if t.numel() else t
+    return dict(energy=energy, energy_times=energy_times, visual=visual, times=t, peaks=_peaks(visual),
+                active_s=float(moving.sum()) * frame_s)
 
 
 def _on_grid(values: torch.Tensor, times: torch.Tensor, start: float, n: int, sigma_s: float) -> torch.Tensor:
@@ -276,8 +343,7 @@ def describe(
     duration: float | None = None,
     max_fps: float = 30.0,
     analysis_size: int = 64,
-    min_rise_db: float = 6.0,
-    min_flux_db: float = 1.5,
+    min_flux_db: float = 1.0,
     active_db: float = 20.0,
     max_lag_s: float = 0.5,
     smooth_s: float = 0.02,
@@ -289,8 +355,8 @@ def describe(
         start, duration: the window to analyse (files only).
         max_fps: video is decoded at ``min(source fps, max_fps)`` frames per second.
         analysis_size: frames are resized to ``analysis_size`` (square) for motion energy.
-        min_rise_db: an onset counts when the level rises this much into it...
-        min_flux_db: ...and its spectral flux is at least this (mean dB rise per mel band per 10 ms).
+        min_flux_db: an onset-envelope peak counts as an onset when its spectral flux (mean dB rise per
+            mel band per 10 ms) is at least this much above the envelope's running median over ±0.5 s.
         active_db: the sound counts as sounding within this many dB of its peak.
         max_lag_s: largest audio-video lag searched.
         smooth_s: Gaussian smoothing (s) of both envelopes before cross-correlation.
@@ -319,19 +385,22 @@ def describe(
 
     if clip.has_audio:
         wave = clip.audio.mean(0)
-        a_cues = _audio_cues(wave, clip.sample_rate, min_rise_db, active_db, min_flux_db)
+        a_cues = _audio_cues(wave, clip.sample_rate, min_flux_db, active_db)
         frame_s = a_cues["hop"] / clip.sample_rate
         audio_onsets = [round(clip.start + i * frame_s, 3) for i in a_cues["onsets"]]
         features.update(audio_events=len(audio_onsets), sounding_s=round(a_cues["active_s"], 3))
         cues.append("audio")
         timeline.update(wave=wave, sample_rate=clip.sample_rate, onset_env=a_cues["env"], level_db=a_cues["db"],
+                        onset_baseline=a_cues["baseline"], min_flux_db=min_flux_db,
+                        rejected_onsets=[(round(clip.start + i * frame_s, 3), why) for i, why in a_cues["rejected"]],
                         env_times=clip.start + torch.arange(a_cues["env"].numel(), dtype=torch.float64) * frame_s)
     if clip.has_video and clip.num_frames >= 2:
         m_cues = _motion_cues(clip)
         motion_peaks = [round(float(m_cues["times"][k]), 3) for k in m_cues["peaks"]]
         features.update(motion_events=len(motion_peaks), moving_s=round(m_cues["active_s"], 3))
         cues.append("motion")
-        timeline.update(motion=m_cues["energy"], motion_times=m_cues["times"])
+        timeline.update(motion=m_cues["energy"], motion_times=m_cues["energy_times"], visual_onsets=m_cues["visual"],
+                        visual_times=m_cues["times"])
 
     if a_cues is not None and not a_cues["silent"]:
         scores = _type_scores(len(audio_onsets), a_cues["active_s"])
@@ -346,7 +415,7 @@ def describe(
     av_sync, instant = None, []
     if a_cues is not None and m_cues is not None and not a_cues["silent"]:
         av_sync, a_grid, v_grid, corr = _av_sync(
-            a_cues["env"].double(), timeline["env_times"], m_cues["energy"], m_cues["times"],
+            a_cues["timing"].double(), timeline["env_times"], m_cues["visual"], m_cues["times"],
             clip.start, clip.duration, max_lag_s, smooth_s)
         if av_sync is not None:
             cues.append("av_sync")
@@ -374,3 +443,63 @@ def describe(
         path=clip.path,
         timeline=timeline,
     )
+
+
+def expand_media_paths(inputs: str | os.PathLike | AVClip | Iterable[str | os.PathLike | AVClip]) -> list:
+    """Paths, folders (their media files by :data:`MEDIA_SUFFIXES`, sorted, not recursive) and clips as one list."""
+    items = [inputs] if isinstance(inputs, (str, os.PathLike, AVClip)) else list(inputs)
+    out: list = []
+    for item in items:
+        if isinstance(item, AVClip):
+            out.append(item)
+        elif Path(item).is_dir():
+            out += [str(p) for p in sorted(Path(item).iterdir()) if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES]
+        else:
+            out.append(os.fspath(item))
+    return out
+
+
+def describe_many(
+    inputs: str | os.PathLike | AVClip | Iterable[str | os.PathLike | AVClip],
+    *,
+    on_error: str = "skip",
+    progress: bool | None = None,
+    **kwargs,
+) -> Iterator[Description | DescribeFailure]:
+    """Describe many files (folders expand to their media files), one result per item, in order.
+
+    Args:
+        inputs: files, folders (see :func:`expand_media_paths`) or :class:`AVClip` s.
+        on_error: ``"skip"``: a file that cannot be read yields a :class:`DescribeFailure` (source and
+            one-line reason) and the others go on; ``"raise"``: the error propagates.
+        progress: a tqdm bar on stderr; ``None``: only when there are several items and stderr is a terminal.
+        kwargs: passed to :func:`describe` (``start``, ``duration``, ``max_lag_s``, ...).
+
+    Yields:
+        :class:`Description` or :class:`DescribeFailure`, one per item.
+
+    Example:
+        >>> results = list(describe_many(["a.mp4", "clips/"]))
+        >>> ok = [r for r in results if isinstance(r, Description)]
+    """
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+    items = expand_media_paths(inputs)
+    if progress is None:
+        progress = len(items) > 1 and sys.stderr.isatty()
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(items), desc="describe", unit="file", disable=not progress, file=sys.stderr) as bar:
+        for item in items:
+            try:
+                result = describe(item, **kwargs)
+            except (AvperceiveError, OSError) as err:
+                if on_error == "raise":
+                    raise
+                source = item.path or "<AVClip>" if isinstance(item, AVClip) else str(item)
+                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+                if isinstance(err, AvperceiveError) and reason.startswith(f"{source}: "):
+                    reason = reason[len(source) + 2 :]
+                result = DescribeFailure(source=source, reason=reason)
+            bar.update(1)
+            yield result

@@ -3,10 +3,12 @@
 Given the per-head logits ``{layer: (N, K)}`` of an :class:`avperceive.nn.EventSpecificFusion` model:
 
 * :func:`majority_vote`: single-label prediction, the plurality of the heads' argmaxes; without a
-  unique plurality of >= 2 votes, the label of the most confident head (max softmax; spec §4 B2);
+  unique plurality of >= 2 votes, the label of the most confident head (max softmax; the paper
+  leaves the tie rule open);
 * :func:`union_multilabel`: the multi-label prediction ``P = U_i {argmax_j O_ij}`` (1 to 5 labels);
 * :func:`assign_event_type`: the event type of a video with label ``y``, ``e* = argmax_i O_i,y``
-  (on softmax probabilities by default, spec §4 B4);
+  (on softmax probabilities by default: heads are comparable only after normalisation;
+  the paper does not say);
 * :func:`category_event_types`: the event type of a category, the majority of ``e*`` over its videos;
 * :func:`event_type_table` (Table 4: categories per event type) and :func:`complementarity_table`
   (Table 3: videos correct only under one layer);
@@ -21,6 +23,8 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ..errors import ConfigError
 
 __all__ = [
     "majority_vote",
@@ -85,7 +89,7 @@ def assign_event_type(logits: Mapping[str, Tensor], y: Tensor, *, normalize: str
         ``(N,)`` indices into ``list(logits)`` (ties go to the earlier head).
     """
     if normalize not in ("softmax", "none"):
-        raise ValueError(f"normalize must be 'softmax' or 'none'; got {normalize!r}")
+        raise ConfigError(f"normalize must be 'softmax' or 'none'; got {normalize!r}")
     stacked = _stack(logits).float()
     if normalize == "softmax":
         stacked = stacked.softmax(dim=-1)

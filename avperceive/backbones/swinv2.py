@@ -82,8 +82,16 @@ class SwinV2WindowAttention(WindowAttention):
         )
 
     def relative_position_bias(self) -> torch.Tensor:
-        """``(heads, N, N)``: ``16 * sigmoid(cpb_mlp(table))`` gathered for every token pair."""
-        table = self.cpb_mlp(self.relative_coords_table).reshape(-1, self.num_heads)
+        """``(heads, N, N)``: ``16 * sigmoid(cpb_mlp(table))`` gathered for every token pair, in float32.
+
+        The MLP runs in float32 whatever the weights' dtype (a bf16 model's bias then carries the
+        rounding of its weights only, not of its activations); the result is input-independent and
+        memoised in inference by :meth:`~avperceive.backbones.windowed.WindowAttention.window_bias`.
+        """
+        fc1, fc2 = self.cpb_mlp[0], self.cpb_mlp[2]
+        coords = self.relative_coords_table.float()
+        hidden = torch.relu(F.linear(coords, fc1.weight.float(), fc1.bias.float()))
+        table = F.linear(hidden, fc2.weight.float()).reshape(-1, self.num_heads)
         return 16 * torch.sigmoid(self.gather_bias(table))
 
     def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:

@@ -38,6 +38,7 @@ from torch.utils.checkpoint import checkpoint
 from ..errors import ConfigError
 from ..hub.mixin import PretrainedMixin
 from ..nn.attention import AttnImpl, attend, check_attn_impl
+from ..nn.weight_cache import weight_derived
 from ._layers import DropPath, Mlp
 from .window_ops import (
     merge_patches_2x2,
@@ -115,6 +116,29 @@ class WindowAttention(nn.Module, ABC):
     def relative_position_bias(self) -> torch.Tensor:
         """``(heads, N, N)`` additive logits for every token pair of a window; defined by each variant."""
 
+    def bias_sources(self) -> tuple[torch.Tensor, ...]:
+        """Every tensor :meth:`relative_position_bias` reads (the keys of its inference cache).
+
+        Default: all parameters and buffers of this module except those of ``qkv`` and ``proj``
+        (a variant may narrow it).
+        """
+        skip = {id(t) for name in ("qkv", "proj") if hasattr(self, name) for t in getattr(self, name).parameters()}
+        return tuple(t for t in (*self.parameters(), *self.buffers()) if id(t) not in skip)
+
+    def window_bias(self, mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+        """The additive logits of :func:`~avperceive.nn.attention.attend`: ``(1, nW·heads, N, N)`` in ``dtype``.
+
+        ``B = relative_position_bias()`` (+ ``mask (nW, N, N)`` per window), windows folded into the
+        head axis. A function of weights and the mask only: :meth:`forward` memoises it in inference
+        (:func:`~avperceive.nn.weight_cache.weight_derived`), so the CPB MLP (Swin-V2), the table
+        gather and the mask sum run once, not on every call.
+        """
+        with torch.autocast(mask.device.type if mask is not None else "cpu", enabled=False):
+            bias = self.relative_position_bias().float()[None]  # (1, h, N, N), float32 (rounded once, below)
+            if mask is not None:
+                bias = bias + mask.float()[:, None]  # (nW, h, N, N)
+        return rearrange(bias, "nw h i j -> 1 (nw h) i j").to(dtype).contiguous()
+
     def gather_bias(self, table: torch.Tensor) -> torch.Tensor:
         """Per-offset values ``((2wh-1)(2ww-1), heads)`` -> per-pair bias ``(heads, N, N)`` (Swin eq. 4)."""
         n = self.relative_position_index.shape[0]
@@ -126,12 +150,11 @@ class WindowAttention(nn.Module, ABC):
         if c != self.dim or n != n_win:
             raise ValueError(f"window attention: expected (B*nW, {n_win}, {self.dim}), got {tuple(x.shape)}")
         q, k, v, scale = self.qkv_heads(x)
-        bias = self.relative_position_bias()[None]  # (1, h, N, N)
-        if mask is not None:
-            bias = bias + mask[:, None]  # (nW, h, N, N)
-        nw = bias.shape[0]
+        bias = weight_derived(
+            self, f"window_bias_{q.dtype}", (*self.bias_sources(), mask), lambda: self.window_bias(mask, q.dtype)
+        )
+        nw = bias.shape[1] // self.num_heads
         q, k, v = (rearrange(t, "(b nw) h n d -> b (nw h) n d", nw=nw) for t in (q, k, v))
-        bias = rearrange(bias, "nw h i j -> 1 (nw h) i j")
         out = attend(q, k, v, bias=bias, scale=scale, impl=self.attn_impl)
         return self.proj(rearrange(out, "b (nw h) n d -> (b nw) n (h d)", nw=nw))
 

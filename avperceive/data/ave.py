@@ -71,15 +71,12 @@ class AVE(MediaDataset):
         root: str | Path,
         split: str = "train",
         *,
-        media_root: str | Path | None = None,
         features_root: str | Path | None = None,
-        media_ext: str = ".mp4",
         **kwargs: Any,
     ):
-        super().__init__(media_root=media_root, **kwargs)
+        super().__init__(**kwargs)
         self.root = Path(root)
         self.split = split
-        self.media_ext = media_ext
         if features_root is None and (self.root / "audio_feature.h5").is_file():
             features_root = self.root
         self.features_root = Path(features_root) if features_root is not None else None

@@ -106,7 +106,7 @@ class AVMIT(MediaDataset):
         root: folder with the csv files (directly or under ``audiovisual_action_recognition/``).
         split: ``"train"`` (AVMIT_train.csv), ``"val"``, ``"test"`` (960), ``"mit16_val"`` or
             ``"ratings"`` (video_ratings.csv, all 41 classes).
-        filter: ``None``, ``"present"``, ``"prominent"`` or ``"unanimous"`` (needs rating columns).
+        rating_filter: ``None``, ``"present"``, ``"prominent"`` or ``"unanimous"`` (needs rating columns).
         classes_only: keep only rows of the 16 AVMIT classes (default for every split but ratings).
         embeddings_root: folder with ``<class>/<video>.tfrecord`` (the released embedding tar, unpacked).
         pad_to: zero-pad (or cut) the embedding sequences to this many steps (7 in the reference);
@@ -127,7 +127,7 @@ class AVMIT(MediaDataset):
         root: str | Path,
         split: str = "test",
         *,
-        filter: str | None = None,
+        rating_filter: str | None = None,
         classes_only: bool | None = None,
         embeddings_root: str | Path | None = None,
         pad_to: int | None = 7,
@@ -137,8 +137,10 @@ class AVMIT(MediaDataset):
         super().__init__(media_root=media_root, **kwargs)
         if split not in AVMIT_SPLIT_FILES:
             raise ConfigError(f"AVMIT split must be one of {list(AVMIT_SPLIT_FILES)}, got {split!r}")
-        if filter not in (None, "present", "prominent", "unanimous"):
-            raise ConfigError(f"filter must be None, 'present', 'prominent' or 'unanimous', got {filter!r}")
+        if rating_filter not in (None, "present", "prominent", "unanimous"):
+            raise ConfigError(
+                f"rating_filter must be None, 'present', 'prominent' or 'unanimous', got {rating_filter!r}"
+            )
         self.root = Path(root)
         self.split = split
         self.embeddings_root = Path(embeddings_root) if embeddings_root is not None else None
@@ -149,8 +151,8 @@ class AVMIT(MediaDataset):
         if cols["filename"] is None or cols["label"] is None:
             raise ConfigError(f"{path}: no filename / AVMIT label column in header {header}")
         rated = all(cols[r] is not None for r in ("r1", "r2", "r3"))
-        if filter is not None and not rated:
-            raise ConfigError(f"{path}: filter={filter!r} needs the r1/r2/r3 rating columns")
+        if rating_filter is not None and not rated:
+            raise ConfigError(f"{path}: rating_filter={rating_filter!r} needs the r1/r2/r3 rating columns")
         keep16 = split != "ratings" if classes_only is None else classes_only
         index = {c: i for i, c in enumerate(AVMIT_CLASSES)}
         for row in rows:
@@ -163,7 +165,7 @@ class AVMIT(MediaDataset):
             if rated:
                 r = [int(float(row[cols[k]])) for k in ("r1", "r2", "r3")]
                 rec.update(r1=r[0], r2=r[1], r3=r[2], **rating_flags(*r))
-                if filter is not None and not rec[filter]:
+                if rating_filter is not None and not rec[rating_filter]:
                     continue
             if "tfrecord_filename" not in rec:
                 rec["tfrecord_filename"] = str(Path(rec["filename"]).with_suffix(".tfrecord"))

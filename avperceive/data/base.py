@@ -76,6 +76,7 @@ class MediaDataset(torch.utils.data.Dataset):
 
     Args:
         media_root: folder with the media files, or ``None`` for annotations only.
+        media_ext: the media files' extension (default ``media_path``: ``<name><media_ext>``).
         on_error: ``"raise"`` or ``"skip"`` for missing / broken media (see the module doc).
         clip_kwargs: keyword arguments for :func:`avperceive.io.load_clip` (overrides the reader's defaults).
         transform: optional ``fn(sample) -> sample`` applied last.
@@ -87,6 +88,7 @@ class MediaDataset(torch.utils.data.Dataset):
         self,
         *,
         media_root: str | Path | None = None,
+        media_ext: str = ".mp4",
         on_error: str = "raise",
         clip_kwargs: dict[str, Any] | None = None,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
@@ -94,6 +96,7 @@ class MediaDataset(torch.utils.data.Dataset):
         if on_error not in ON_ERROR_CHOICES:
             raise ConfigError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
         self.media_root = Path(media_root) if media_root is not None else None
+        self.media_ext = media_ext
         self.on_error = on_error
         self.clip_kwargs = {**self.default_clip_kwargs, **(clip_kwargs or {})}
         self.transform = transform
@@ -107,8 +110,6 @@ class MediaDataset(torch.utils.data.Dataset):
     def annotation(self, index: int) -> dict[str, Any]:
         """The labels of sample ``index`` (no media decoded)."""
         return dict(self.records[index])
-
-    media_ext = ".mp4"
 
     def media_path(self, index: int) -> Path | None:
         """Path of the media file of sample ``index``, or ``None`` when there is no media folder.

@@ -56,11 +56,9 @@ class KineticsSounds(MediaDataset):
         split: str = "train",
         *,
         classes: tuple[str, ...] | list[str] = KINETICS_SOUNDS_CLASSES,
-        media_root: str | Path | None = None,
-        media_ext: str = ".mp4",
         **kwargs: Any,
     ):
-        super().__init__(media_root=media_root, **kwargs)
+        super().__init__(**kwargs)
         split = "validate" if split == "val" else split
         root = Path(root)
         path = root if root.is_file() else root / f"{split}.csv"
@@ -75,7 +73,6 @@ class KineticsSounds(MediaDataset):
         to_paper = {KINETICS_NAME_ALIASES.get(c, c): c for c in self.classes}
         to_paper.update({c: c for c in self.classes})
         found: set[str] = set()
-        self.media_ext = media_ext
         for r in rows:
             if "split" in col and root.is_file() and r[col["split"]] != split:
                 continue

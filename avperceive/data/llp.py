@@ -88,17 +88,14 @@ class LLP(MediaDataset):
         root: str | Path,
         split: str = "train",
         *,
-        media_root: str | Path | None = None,
         features_root: str | Path | None = None,
-        media_ext: str = ".mp4",
         **kwargs: Any,
     ):
-        super().__init__(media_root=media_root, **kwargs)
+        super().__init__(**kwargs)
         if split not in LLP_SPLIT_FILES:
             raise ConfigError(f"LLP split must be one of {list(LLP_SPLIT_FILES)}, got {split!r}")
         self.root = Path(root)
         self.split = split
-        self.media_ext = media_ext
         self.features_root = Path(features_root) if features_root is not None else None
         self.class_to_index = {c: i for i, c in enumerate(LLP_CLASSES)}
         self.problems: list[tuple[str, int, str, str]] = []

@@ -4,13 +4,13 @@
 fields (PerceptionType, Enjoyability, Environment) are the majority vote, ``Unknown`` when there is
 no majority (:func:`majority_merge`); Material is multi-hot (the union of the raters' tags).
 
-Released spellings (seeds-spec §1.4.1, §4 A16): ``Impulse`` / ``Sustain`` / ``Iterative`` / ``Unknown``;
+Released spellings (the OSF annotation files): ``Impulse`` / ``Sustain`` / ``Iterative`` / ``Unknown``;
 the columns appear as ``Perception type`` or ``PerceptionType`` and ``Enjoyability`` or ``Enjoyable``;
 environment ``indoor`` means "other indoors"; the Material text has typos and unlisted tokens which
 :func:`clean_materials` maps through :data:`MATERIAL_ALIASES` (unlisted tokens become ``others`` and are
 reported in ``SoundActions.oov_materials``; the raw strings are kept).
 
-Model input (the DG-SCT layout of the SoundActions fine-tuning, seeds-spec §1.1.6): 10 one-second
+Model input (the DG-SCT layout of the SoundActions fine-tuning, paper §3.2): 10 one-second
 segments; video one frame per second, ``(10, 3, 192, 192)`` float, ImageNet-normalised; audio at
 32 kHz, zero-padded / truncated to 10 s, each 1-s slice tiled to the 320,000-sample HTS-AT input,
 ``(10, 320000)``. For the ``a`` / ``v`` setups the absent modality is all zeros
@@ -164,7 +164,7 @@ class SoundActions(MediaDataset):
             ``"sorted"`` (the reference convention: the i-th file in sorted order is the i-th row;
             the counts must agree).
         modality: ``"av"``, ``"a"`` or ``"v"``: for ``a`` / ``v`` the other stream is all zeros.
-        drop_unknown: leave out rows whose single-hot target is ``Unknown`` (seeds-spec §4 A13;
+        drop_unknown: leave out rows whose single-hot target is ``Unknown`` (the paper's classifier is 4-way, §3.2;
             the reproduction default keeps them, a 4-way task).
         oov: ``"others"`` or ``"drop"`` for unlisted material tokens (see :func:`clean_materials`).
         layout: ``"dgsct"`` (the model input described in the module doc) or ``"raw"``

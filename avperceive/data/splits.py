@@ -4,7 +4,7 @@ The folds are made per class: each class's members are shuffled with a seeded ge
 round-robin over the k folds, continuing the deal from class to class so that fold sizes differ
 by at most one. Each fold is the validation set once; the rest is its training set.
 
-Training protocol note (seeds-spec §4 A14): every fold must start from a **fresh copy of the
+Training protocol note (paper §3.2 vs the public reference code): every fold must start from a **fresh copy of the
 initial weights** (e.g. reload the AVE checkpoint, or ``copy.deepcopy`` the untouched model before
 the fold loop). The reference code builds the model once before the loop, so later folds start
 from weights trained on earlier folds' validation data; that leak is the harness's to avoid --

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MediaError
+from ..errors import ConfigError, MediaError
 
 __all__ = [
     "crc32c",
@@ -88,7 +88,7 @@ def _open(path: Path, compression: str | None, mode: str):
         return gzip.open(path, mode)
     if compression is None:
         return open(path, mode)
-    raise ValueError(f"compression must be 'gzip', None or 'auto', got {compression!r}")
+    raise ConfigError(f"compression must be 'gzip', None or 'auto', got {compression!r}")
 
 
 def read_tfrecords(path: str | Path, *, compression: str | None = "auto", verify: bool = True) -> Iterator[bytes]:

@@ -43,17 +43,13 @@ class VGGSound(MediaDataset):
         self,
         root: str | Path,
         split: str = "test",
-        *,
-        media_root: str | Path | None = None,
-        media_ext: str = ".mp4",
         **kwargs: Any,
     ):
-        super().__init__(media_root=media_root, **kwargs)
+        super().__init__(**kwargs)
         if split not in ("train", "test", "all"):
             raise ConfigError(f"VGGSound split must be 'train', 'test' or 'all', got {split!r}")
         self.root = Path(root)
         self.split = split
-        self.media_ext = media_ext
         rows: list[tuple[str, int, str, str]] = []
         main = self.root / "vggsound.csv"
         if main.is_file():

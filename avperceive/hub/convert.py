@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 
 __all__ = [
     "ConvertedCheckpoint",
@@ -86,7 +86,7 @@ def register_converter(kind: str, description: str = "", *, architecture: str | 
 
     def deco(fn):
         if kind in _CONVERTERS:
-            raise ValueError(f"converter {kind!r} registered twice")
+            raise ConfigError(f"converter {kind!r} registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()
         _CONVERTERS[kind] = ConverterInfo(kind, fn, description or (doc[0] if doc else ""), architecture)
         return fn
@@ -184,7 +184,7 @@ def read_checkpoint(path: str | Path, *, progress: bool = False) -> dict[str, to
 
     Args:
         path: the checkpoint file.
-        progress: show a progress bar while reading (large files).
+        progress: show a ``tqdm`` progress bar (bytes, on stderr) while reading (large files).
     """
     path = Path(path)
     if path.is_dir():
@@ -197,11 +197,12 @@ def read_checkpoint(path: str | Path, *, progress: bool = False) -> dict[str, to
         return read_safetensors(path)
     source: str | io.BytesIO = str(path)
     if progress:
-        from ..progress import ProgressBar
+        from tqdm.auto import tqdm
 
         size = path.stat().st_size
         buf = io.BytesIO()
-        with open(path, "rb") as fh, ProgressBar(total=size, desc=f"reading {path.name}", unit="B") as bar:
+        bar = tqdm(total=size, desc=f"reading {path.name}", unit="B", unit_scale=True, unit_divisor=1024)
+        with open(path, "rb") as fh, bar:
             while chunk := fh.read(1 << 22):
                 buf.write(chunk)
                 bar.update(len(chunk))

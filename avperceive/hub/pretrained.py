@@ -156,7 +156,7 @@ def load_pretrained_module(cls: type[torch.nn.Module], source: str | Path, **hub
     :class:`~avperceive.hub.mixin.PretrainedMixin`: ``cls(**config.json args)``, weights loaded strictly.
 
     Args:
-        cls: the module class (``avperceive.nn.heads.AVEHead``).
+        cls: the module class (``avperceive.nn.heads.TemporalCMBSHead``).
         source: folder, ``"local-dir:/path"`` or ``"hf-hub:org/repo[@rev]"``.
         **hub_kwargs: ``revision``, ``cache_dir``, ``local_files_only``, ``token``, ``sha256``.
     """

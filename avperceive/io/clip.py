@@ -17,6 +17,7 @@ import torch
 from einops import rearrange, reduce
 
 from ..errors import ConfigError
+from ..modality import MODALITY_STREAMS, check_modality
 
 __all__ = ["AVClip", "ClipSegments", "zero_missing_modality", "zero_modality"]
 
@@ -40,7 +41,7 @@ def zero_modality(
         return torch.zeros(num_frames, height, width, 3, dtype=torch.uint8)
     if modality == "audio":
         return torch.zeros(channels, samples, dtype=torch.float32)
-    raise ValueError(f"modality must be 'video' or 'audio', got {modality!r}")
+    raise ConfigError(f"modality must be 'video' or 'audio', got {modality!r}")
 
 
 def zero_missing_modality(sample: dict[str, Any], modality: str) -> dict[str, Any]:
@@ -50,13 +51,11 @@ def zero_missing_modality(sample: dict[str, Any], modality: str) -> dict[str, An
         sample: a dict with ``"audio"`` and ``"video"`` tensors (any shapes).
         modality: ``"av"`` (both kept), ``"a"`` (video zeroed) or ``"v"`` (audio zeroed).
     """
-    if modality not in ("av", "a", "v"):
-        raise ConfigError(f"modality must be 'av', 'a' or 'v', got {modality!r}")
+    kept = MODALITY_STREAMS[check_modality(modality)]
     out = dict(sample)
-    if modality == "a" and out.get("video") is not None:
-        out["video"] = torch.zeros_like(out["video"])
-    if modality == "v" and out.get("audio") is not None:
-        out["audio"] = torch.zeros_like(out["audio"])
+    for stream in ("audio", "video"):
+        if stream not in kept and out.get(stream) is not None:
+            out[stream] = torch.zeros_like(out[stream])
     return out
 
 
@@ -171,7 +170,7 @@ class AVClip:
             :class:`ClipSegments` with video ``(T, F, H, W, 3)`` and audio ``(T, C, S)``.
         """
         if T < 1 or seconds <= 0 or frames_per_segment < 1:
-            raise ValueError(f"need T >= 1, seconds > 0, frames_per_segment >= 1; got {T}, {seconds}, "
+            raise ConfigError(f"need T >= 1, seconds > 0, frames_per_segment >= 1; got {T}, {seconds}, "
                              f"{frames_per_segment}")
         height, width = self.size
         video = zero_modality("video", num_frames=T * frames_per_segment, size=(height, width))

@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from ..errors import MediaError
+from ..errors import ConfigError, MediaError
 from .clip import AVClip, zero_modality
 
 __all__ = ["load_clip", "probe"]
@@ -51,7 +51,7 @@ def _as_size(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
         size = (size, size)
     height, width = (int(s) for s in size)
     if height < 1 or width < 1:
-        raise ValueError(f"size must be positive (H, W), got {size}")
+        raise ConfigError(f"size must be positive (H, W), got {size}")
     return height, width
 
 
@@ -244,11 +244,11 @@ def _target_times(start: float, duration: float, num_frames: int | None, fps: fl
     """Presentation times to sample (None: keep every frame in the window)."""
     if num_frames is not None:
         if num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+            raise ConfigError(f"num_frames must be >= 1, got {num_frames}")
         return [start + (i + 0.5) * duration / num_frames for i in range(num_frames)]
     if fps is not None:
         if fps <= 0:
-            raise ValueError(f"fps must be > 0, got {fps}")
+            raise ConfigError(f"fps must be > 0, got {fps}")
         n = max(1, int(math.floor(duration * fps + 1e-6)))
         return [start + i / fps for i in range(n)]
     return None
@@ -435,7 +435,7 @@ def _fit_audio(audio: np.ndarray, rate: int, first_time: float, start: float, du
 
 def _want(name: str, value) -> Want:
     if value not in (True, False, "required"):
-        raise ValueError(f"{name} must be True, False or 'required', got {value!r}")
+        raise ConfigError(f"{name} must be True, False or 'required', got {value!r}")
     return value
 
 
@@ -488,9 +488,9 @@ def load_clip(
     """
     video, audio = _want("video", video), _want("audio", audio)
     if num_frames is not None and fps is not None:
-        raise ValueError("give num_frames or fps, not both")
+        raise ConfigError("give num_frames or fps, not both")
     if start < 0 or (duration is not None and duration <= 0):
-        raise ValueError(f"need start >= 0 and duration > 0, got start={start}, duration={duration}")
+        raise ConfigError(f"need start >= 0 and duration > 0, got start={start}, duration={duration}")
     size = _as_size(size)
     path = _check_path(path)
     info = probe(path)

@@ -8,7 +8,7 @@ concatenated, giving ``2 * bottleneck`` RNN inputs per step, so both modalities 
 RNN. RNN: FRNN (Keras ``SimpleRNN``, tanh), GRU or LSTM; only the last state is used. Dropout is
 Keras *input* dropout: one mask per sequence, reused at every step.
 
-``keras_compatible=True`` gives the Keras parameterisation (seeds-spec §4 C8/C9): one bias vector in
+``keras_compatible=True`` gives the Keras parameterisation of the authors' TensorFlow code: one bias vector in
 FRNN / LSTM (PyTorch's ``bias_hh`` is zeroed and frozen), GRU in the reset-after form (PyTorch's
 native form, two biases), BatchNorm momentum 0.99 (PyTorch 0.01) and epsilon 1e-3. The trainable
 parameter counts then equal the paper's Table 5 exactly (:data:`AVMIT_TABLE5`).
@@ -21,9 +21,9 @@ from einops import rearrange
 from torch import nn
 
 from ..errors import ConfigError
-from ..hub.mixin import PretrainedMixin
-from .contract import AVModel
-from .registry import PretrainedCfg, register_model
+from .embedding_sequence import EMBEDDING_DIMS, EmbeddingSequenceModel, embedding_input_cfg
+from .registry import PretrainedCfg, register_config
+from .trainable import count_trainable
 
 __all__ = [
     "AVMITClassifier",
@@ -39,8 +39,6 @@ AVMIT_LABELS = (
     "barking", "diving", "drumming", "frying", "giggling", "howling", "inflating", "mowing", "pouring", "raining",
     "sanding", "shredding", "sneezing", "tapping", "vacuuming", "whistling",
 )  # fmt: skip
-#: (audio_dim, visual_dim) of the two released embedding sets.
-EMBEDDING_DIMS = {"yamnet-effnetb0": (1024, 1280), "vggish-vgg16": (128, 512)}
 #: Table 5: (embeddings, rnn) -> selected hyperparameters and the reported trainable parameters.
 AVMIT_TABLE5 = {
     ("yamnet-effnetb0", "frnn"): dict(rnn_units=128, bottleneck=256, activation="swish", dropout=0.3, params=675_472),
@@ -110,7 +108,7 @@ class KerasRNN(nn.Module):
         return out[:, -1]
 
 
-class AVMITClassifier(AVModel, PretrainedMixin):
+class AVMITClassifier(EmbeddingSequenceModel):
     """AVMIT squeeze-unit + RNN action classifier.
 
     Args:
@@ -148,43 +146,13 @@ class AVMITClassifier(AVModel, PretrainedMixin):
 
     def forward_features(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         """Squeeze units + RNN: the last hidden state ``(B, rnn_units)``."""
-        if audio.dim() != 3 or audio.shape[-1] != self.audio_dim:
-            raise ValueError(f"audio must be (B, T, {self.audio_dim}), got {tuple(audio.shape)}")
-        if video.dim() != 3 or video.shape[-1] != self.visual_dim or video.shape[:2] != audio.shape[:2]:
-            raise ValueError(f"video must be (B, T, {self.visual_dim}) with audio's B, T; got {tuple(video.shape)}")
-        video, audio = self.cast_inputs(video, audio)
+        video, audio = self.check_embeddings(video, audio)
         squeezed = torch.cat([self.audio_squeeze(audio), self.visual_squeeze(video)], dim=-1)
         return self.rnn(squeezed)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Dense layer: logits ``(B, num_classes)``."""
-        return self.classifier(features)
 
-    def forward(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, num_classes)`` from visual ``(B, T, visual_dim)`` and audio ``(B, T, audio_dim)`` embeddings."""
-        return self.forward_head(self.forward_features(video, audio))
-
-    def decide(self, outputs: torch.Tensor) -> torch.Tensor:
-        """``(B,)`` class indices (argmax of the logits)."""
-        return outputs.argmax(dim=-1)
-
-
-def trainable_parameters(module: nn.Module) -> int:
-    """Number of trainable (``requires_grad``) parameters."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
-def _input_cfg(embeddings: str) -> dict:
-    step = 0.48 if embeddings == "yamnet-effnetb0" else 0.96
-    return {
-        "task": "clip-classification",
-        "sample_rate": 16000,
-        "segments": 7,
-        "segment_seconds": step,
-        "size": 224,
-        "audio_frontend": embeddings.split("-")[0],
-        "embeddings": embeddings,
-    }
+#: number of trainable (``requires_grad``) parameters (the counts of Table 5).
+trainable_parameters = count_trainable
 
 
 def _register_paper_models() -> None:
@@ -193,33 +161,22 @@ def _register_paper_models() -> None:
         cfg = dict(audio_dim=a_dim, visual_dim=v_dim, rnn=kind, keras_compatible=True)
         cfg.update({k: v for k, v in hp.items() if k != "params"})
         notes = f"Table 5 configuration ({hp['params']:,} trainable parameters, Keras convention); random weights."
-
-        def builder(_cfg=cfg, **overrides) -> AVMITClassifier:
-            return AVMITClassifier(**{**_cfg, **overrides})
-
-        builder.__doc__ = f"AVMIT {kind.upper()} classifier on {emb} embeddings, Table 5 hyperparameters."
-        register_model(
+        register_config(
             f"avmit-{kind}-{emb}",
-            pretrained_cfgs={
-                "untrained": PretrainedCfg(paper=_PAPER, input=_input_cfg(emb), label_names=AVMIT_LABELS, notes=notes)
-            },
-        )(builder)
-
-
-_register_paper_models()
+            AVMITClassifier,
+            f"AVMIT {kind.upper()} classifier on {emb} embeddings, Table 5 hyperparameters.",
+            {"untrained": PretrainedCfg(paper=_PAPER, input=_input_cfg(emb), label_names=AVMIT_LABELS, notes=notes)},
+            **cfg,
+        )
 
 
 def _register_tiny_models() -> None:
     for kind in _RNNS:
-        cfg = dict(audio_dim=16, visual_dim=24, rnn=kind, rnn_units=8, bottleneck=8, activation="relu", dropout=0.1)
-
-        def builder(_cfg=cfg, **overrides) -> AVMITClassifier:
-            return AVMITClassifier(**{**_cfg, **overrides})
-
-        builder.__doc__ = f"AVMIT {kind.upper()} classifier on tiny 16-d / 24-d embeddings (8 units, bottleneck 8)."
-        register_model(
+        register_config(
             f"avmit-{kind}-tiny",
-            pretrained_cfgs={
+            AVMITClassifier,
+            f"AVMIT {kind.upper()} classifier on tiny 16-d / 24-d embeddings (8 units, bottleneck 8).",
+            {
                 "untrained": PretrainedCfg(
                     paper=_PAPER,
                     input={**_input_cfg("vggish-vgg16"), "embeddings": "synthetic-16-24"},
@@ -227,7 +184,13 @@ def _register_tiny_models() -> None:
                     notes="Tiny AVMIT classifier (audio 16-d, visual 24-d embeddings) for tests and examples.",
                 )
             },
-        )(builder)
+            audio_dim=16, visual_dim=24, rnn=kind, rnn_units=8, bottleneck=8, activation="relu", dropout=0.1,
+        )
 
 
+def _input_cfg(embeddings: str) -> dict:
+    return embedding_input_cfg("clip-classification", embeddings)
+
+
+_register_paper_models()
 _register_tiny_models()

@@ -180,8 +180,10 @@ class DGSCT(AVModel, PretrainedMixin, SegmentPredictionMixin):
 
     Inputs of :meth:`forward`: ``video`` (B, T, 3, H, W) normalised with ImageNet mean/std; ``audio``
     (B, T, S) with S = ``segment_samples`` (each segment is tiled to the HTS-AT input length, as the
-    reference does) or S = the HTS-AT input length (already tiled). Inputs are cast to the
-    parameters' dtype on entry; the HTS-AT log-mel front-end computes in float32.
+    reference does) or S = the HTS-AT input length (already tiled). The video is cast to the
+    parameters' dtype on entry; the waveform is not (in bf16 it would carry rounding noise ~48 dB
+    below the signal into every quiet mel bin): the HTS-AT log-mel front-end computes in float32
+    and ``bn0`` casts its output to the parameters' dtype.
     """
 
     task = "ave"
@@ -339,7 +341,7 @@ class DGSCT(AVModel, PretrainedMixin, SegmentPredictionMixin):
             ``(video_pooled (B, T, C_v), audio_pooled (B, T, C_a))``.
         """
         self._check_inputs(video, audio)
-        video, audio = self.cast_inputs(video, audio)
+        (video,) = self.cast_inputs(video)  # the waveform stays as given: the log-mel front-end runs in float32
         b, t = video.shape[:2]
         frames = rearrange(video, "b t c h w -> (b t) c h w")
         wave = rearrange(self.tile_audio(audio), "b t s -> (b t) s")

@@ -36,7 +36,8 @@ _PAPER = (
     "on Video Understanding. WACV 2023"
 )
 
-# Log-mel of the paper: 16 kHz, 10 s, 1000 frames x 80 mel bins; 10 ms hop (implied), 25 ms window (spec §4 B6).
+# Log-mel of the paper: 16 kHz, 10 s, 1000 frames x 80 mel bins; 10 ms hop (implied), 25 ms window (not given
+# in the paper; the usual choice).
 _LOGMEL = {"sample_rate": 16000, "n_fft": 512, "win_length": 400, "hop_length": 160, "n_mels": 80, "frames": 1000}
 
 EVENT_SPECIFIC_INPUT = {

@@ -4,7 +4,7 @@ Binary task: does the audio stream come from the same action **class** as the vi
 streams need not come from the same video)? AVE-Net-style fusion:
 
 1. per step and per modality two 128-unit linear layers (no activation in the reference; AVE-Net used
-   ReLU, ``activation=`` chooses, seeds-spec §4 C10);
+   ReLU, ``activation=`` chooses; Arandjelović & Zisserman, "Objects that sound", ECCV 2018);
 2. L2 normalisation of each modality (Keras ``l2_normalize``: ``x / sqrt(max(sum x^2, 1e-12))``);
 3. Euclidean distance per step, ``sqrt(max(sum (a - v)^2, 1e-7))`` -- one scalar per step;
 4. the distance sequence (input size 1) -> FRNN / GRU / LSTM (256 units, Keras input dropout 0.1);
@@ -13,7 +13,7 @@ streams need not come from the same video)? AVE-Net-style fusion:
 Pairs (:func:`savc_pairs`): each audio stream with the visual stream of a same-class video
 (corresponding) and with visual streams of the other classes, the same number from each
 (non-corresponding); the two sets are interleaved 1:1 and redrawn every epoch.
-Training in the paper: AdamW(lr 1e-4, weight decay 1e-5), batch 512 (seeds-spec §4 C12).
+Training in the paper: AdamW(lr 1e-4, weight decay 1e-5), batch 512.
 """
 
 from __future__ import annotations
@@ -25,15 +25,14 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..hub.mixin import PretrainedMixin
-from .avmit import EMBEDDING_DIMS, KerasRNN
-from .contract import AVModel
-from .registry import PretrainedCfg, register_model
+from .avmit import KerasRNN
+from .embedding_sequence import EMBEDDING_DIMS, EmbeddingSequenceModel, embedding_input_cfg
+from .registry import PretrainedCfg, register_config, register_model
 
 __all__ = ["SAVCModel", "savc_pairs", "SAVC_LABELS", "SAVC_PARAMS"]
 
 SAVC_LABELS = ("non-corresponding", "corresponding")
-#: Trainable parameters in the Keras convention (seeds-spec §1.3.5, derived).
+#: Trainable parameters in the Keras convention (derived from the layer sizes of the paper's experiment 2).
 SAVC_PARAMS = {
     ("yamnet-effnetb0", "frnn"): 394_754,
     ("yamnet-effnetb0", "gru"): 527_618,
@@ -49,7 +48,7 @@ def _l2_normalize(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return x * torch.rsqrt(torch.clamp((x * x).sum(-1, keepdim=True), min=eps))
 
 
-class SAVCModel(AVModel, PretrainedMixin):
+class SAVCModel(EmbeddingSequenceModel):
     """AVE-Net-style SAVC network.
 
     Args:
@@ -59,7 +58,8 @@ class SAVCModel(AVModel, PretrainedMixin):
         keras_compatible: one bias vector for FRNN / LSTM (Keras parameter counts, :data:`SAVC_PARAMS`).
 
     Forward: ``video`` ``(B, T, visual_dim)`` visual embeddings, ``audio`` ``(B, T, audio_dim)`` audio
-    embeddings -> logits ``(B, 2)`` (class 1 = corresponding). Inputs are cast to the parameters' dtype.
+    embeddings -> logits ``(B, 2)`` (class 1 = corresponding); ``decide`` gives 1 = corresponding, 0 = not.
+    Inputs are cast to the parameters' dtype.
     """
 
     task = "av-correspondence"
@@ -87,11 +87,7 @@ class SAVCModel(AVModel, PretrainedMixin):
 
     def distances(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         """Per-step Euclidean distance of the L2-normalised embeddings, ``(B, T, 1)``."""
-        if audio.dim() != 3 or audio.shape[-1] != self.audio_dim:
-            raise ValueError(f"audio must be (B, T, {self.audio_dim}), got {tuple(audio.shape)}")
-        if video.dim() != 3 or video.shape[-1] != self.visual_dim or video.shape[:2] != audio.shape[:2]:
-            raise ValueError(f"video must be (B, T, {self.visual_dim}) with audio's B, T; got {tuple(video.shape)}")
-        video, audio = self.cast_inputs(video, audio)
+        video, audio = self.check_embeddings(video, audio)
         a = _l2_normalize(self.audio_net(audio))
         v = _l2_normalize(self.visual_net(video))
         return torch.sqrt(torch.clamp(((a - v) ** 2).sum(-1, keepdim=True), min=1e-7))
@@ -99,18 +95,6 @@ class SAVCModel(AVModel, PretrainedMixin):
     def forward_features(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         """Distances -> RNN: the last hidden state ``(B, rnn_units)``."""
         return self.rnn(self.distances(video, audio))
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Dense(2): logits ``(B, 2)``."""
-        return self.classifier(features)
-
-    def forward(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, 2)`` from visual ``(B, T, visual_dim)`` and audio ``(B, T, audio_dim)`` embeddings."""
-        return self.forward_head(self.forward_features(video, audio))
-
-    def decide(self, outputs: torch.Tensor) -> torch.Tensor:
-        """``(B,)``: 1 = corresponding, 0 = not (argmax of the logits)."""
-        return outputs.argmax(dim=-1)
 
 
 def savc_pairs(
@@ -163,34 +147,21 @@ def savc_pairs(
     return pairs[:, 0], pairs[:, 1], target
 
 
-def _input_cfg(embeddings: str) -> dict:
-    return {
-        "task": "av-correspondence",
-        "sample_rate": 16000,
-        "segments": 7,
-        "segment_seconds": 0.48 if embeddings == "yamnet-effnetb0" else 0.96,
-        "size": 224,
-        "audio_frontend": embeddings.split("-")[0],
-        "embeddings": embeddings,
-    }
-
-
 def _register() -> None:
     for (emb, kind), params in SAVC_PARAMS.items():
         a_dim, v_dim = EMBEDDING_DIMS[emb]
-        cfg = dict(audio_dim=a_dim, visual_dim=v_dim, rnn=kind, keras_compatible=True)
-
-        def builder(_cfg=cfg, **overrides) -> SAVCModel:
-            return SAVCModel(**{**_cfg, **overrides})
-
-        builder.__doc__ = f"SAVC {kind.upper()} on {emb} embeddings (128-128 per modality, 256 units, dropout 0.1)."
         notes = f"{params:,} trainable parameters (Keras convention); random weights."
-        register_model(
+        register_config(
             f"savc-{kind}-{emb}",
-            pretrained_cfgs={
-                "untrained": PretrainedCfg(paper=_PAPER, input=_input_cfg(emb), label_names=SAVC_LABELS, notes=notes)
-            },
-        )(builder)
+            SAVCModel,
+            f"SAVC {kind.upper()} on {emb} embeddings (128-128 per modality, 256 units, dropout 0.1).",
+            {"untrained": PretrainedCfg(paper=_PAPER, input=_input_cfg(emb), label_names=SAVC_LABELS, notes=notes)},
+            audio_dim=a_dim, visual_dim=v_dim, rnn=kind, keras_compatible=True,
+        )
+
+
+def _input_cfg(embeddings: str) -> dict:
+    return embedding_input_cfg("av-correspondence", embeddings)
 
 
 _register()

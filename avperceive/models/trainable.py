@@ -9,6 +9,11 @@ A model takes part by defining ``trainable_groups() -> {"head": module, "adapter
 "temporal": module}`` (a group may be missing). Our modules hold no dead parameters (the reference's
 discarded ``AVInter``/``VAInter``/``video_norm``/``audio_norm``/``gate_tk``... are not built), so the
 count returned is the number of parameters that can change the output.
+
+This stays in :mod:`avperceive.models` (the training loop lives in :mod:`avperceive.train`): it reads
+only the model's own ``trainable_groups()`` and answers a question about the model -- which parts
+a range trains and how many parameters that is (the papers' parameter counts, the benchmarks) --
+without any loop, optimiser or data. ``avperceive.train`` imports it from here, pointing down.
 """
 
 from __future__ import annotations
@@ -31,27 +36,28 @@ def count_trainable(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def set_trainable(model: nn.Module, range: str = "all", *, train_temporal: bool = False) -> int:  # noqa: A002
-    """Freeze ``model`` except the parts named by ``range``; return the number of trainable parameters.
+def set_trainable(model: nn.Module, tuning_range: str = "all", *, train_temporal: bool = False) -> int:
+    """Freeze ``model`` except the parts named by ``tuning_range``; return the number of trainable parameters.
 
     Args:
         model: a model with ``trainable_groups()`` (DG-SCT, LAVisH, ...).
-        range: ``"cls"`` (head only), ``"all"`` (adapters + head; backbones frozen) or ``"adapters"``.
+        tuning_range: the paper's fine-tuning range: ``"cls"`` (head only), ``"all"`` (adapters + head;
+            backbones frozen) or ``"adapters"``.
         train_temporal: also train the temporal module where the model has one (the reference
             SoundActions code does this in ``all``; the paper's 189M figure does not).
 
     Returns:
         The number of trainable parameter elements (every one of them can affect the output).
     """
-    if range not in TRAINABLE_RANGES:
-        raise ConfigError(f"range must be one of {sorted(TRAINABLE_RANGES)}, got {range!r}")
+    if tuning_range not in TRAINABLE_RANGES:
+        raise ConfigError(f"tuning_range must be one of {sorted(TRAINABLE_RANGES)}, got {tuning_range!r}")
     if not hasattr(model, "trainable_groups"):
         raise ConfigError(f"{type(model).__name__} has no trainable_groups(); cannot apply a fine-tuning range")
     groups: dict[str, nn.Module] = model.trainable_groups()
-    wanted = list(TRAINABLE_RANGES[range]) + (["temporal"] if train_temporal else [])
+    wanted = list(TRAINABLE_RANGES[tuning_range]) + (["temporal"] if train_temporal else [])
     missing = [g for g in wanted if g not in groups]
     if missing:
-        raise ConfigError(f"{type(model).__name__} has no {missing} part(s) for range {range!r}")
+        raise ConfigError(f"{type(model).__name__} has no {missing} part(s) for range {tuning_range!r}")
     model.requires_grad_(False)
     for name in wanted:
         groups[name].requires_grad_(True)

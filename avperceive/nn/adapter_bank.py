@@ -22,19 +22,20 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
+from ..modality import STREAM_ALIASES, STREAMS
 from ..state_dict import load_state_dict_strict
 from .adapters import DGSCTAdapter, LAVisHAdapter
 from .attention import AttnImpl, check_attn_impl
 
 __all__ = ["AdapterBank", "DGSCT_AVE_LAYERS"]
 
-MODALITIES = ("audio", "video")
+MODALITIES = STREAMS  # the adapted streams, audio first (state-dict names audio_p1, video_p1, ...)
 POSITIONS = ("p1", "p2")
-_MODALITY_ALIASES = {"audio": "audio", "a": "audio", "video": "video", "v": "video", "vis": "video", "visual": "video"}
 _POSITION_ALIASES = {"p1": "p1", "1": "p1", "attn": "p1", "p2": "p2", "2": "p2", "mlp": "p2"}
 _METADATA_KEY = "avperceive.adapter_bank"
 
-# The 12 paired layers of DG-SCT AVE (Swin-V2-L 192 px + HTS-AT AudioSet), reference-models §1.3.
+# The 12 paired layers of DG-SCT AVE (Swin-V2-L 192 px + HTS-AT AudioSet), as in the official DG-SCT code
+# (``haoyi-duan/DG-SCT``, ``AVE/nets/net_trans.py``).
 DGSCT_AVE_LAYERS: list[dict[str, int]] = [
     {"video_dim": cv, "audio_dim": ca, "video_tokens": nv, "audio_tokens": na}
     for cv, ca, nv, na, repeat in ((192, 96, 2304, 4096, 2), (384, 192, 576, 1024, 2), (768, 384, 144, 256, 6),
@@ -44,7 +45,7 @@ DGSCT_AVE_LAYERS: list[dict[str, int]] = [
 
 
 def _canonical(modality: str, position: str | int) -> tuple[str, str]:
-    m = _MODALITY_ALIASES.get(str(modality).lower())
+    m = STREAM_ALIASES.get(str(modality).lower())
     p = _POSITION_ALIASES.get(str(position).lower())
     if m is None:
         raise KeyError(f"unknown modality {modality!r}; use 'audio' or 'video'")

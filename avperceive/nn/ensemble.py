@@ -1,7 +1,8 @@
 """EoPMA: the β-mix of perception-mode adapter residuals (eqs. 1–4).
 
 Guo, Tørresen & Jensenius, "SoundActions: ... Ensemble of Perception Mode Adapters" (TISMIR 2026,
-doi 10.5334/tismir.223), §3.3, eqs. 1–4 (typos fixed as in seeds-spec §4 A1). For adapted layer l
+doi 10.5334/tismir.223), §3.3, eqs. 1–4 (the printed equations lose their minus signs and
+superscripts; read here with weight (1−β) on causal and β on reduced in eqs. 2 and 4). For adapted layer l
 with audio state ``a`` and video state ``v``, and adapter sets m ∈ {c (causal), r (reduced)} of the
 same architecture (two :class:`~avperceive.nn.adapter_bank.AdapterBank` s)::
 
@@ -36,6 +37,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..modality import MODALITY_STREAMS, STREAMS, canonical_stream, check_modality
 
 __all__ = [
     "mix_residuals",
@@ -46,18 +48,8 @@ __all__ = [
     "STREAMS",
 ]
 
-STREAMS = ("audio", "video")
-_STREAM_ALIASES = {"a": "audio", "audio": "audio", "v": "video", "video": "video", "vis": "video", "visual": "video"}
-_MODALITIES = {"a": ("audio",), "v": ("video",), "av": ("audio", "video")}
 
 Weight = float | torch.Tensor
-
-
-def _stream(name: str) -> str:
-    s = _STREAM_ALIASES.get(str(name).lower())
-    if s is None:
-        raise ConfigError(f"unknown stream {name!r}; use 'a'/'audio' or 'v'/'video'")
-    return s
 
 
 def mix_residuals(residuals: Sequence[torch.Tensor], weights: Sequence[Weight]) -> torch.Tensor:
@@ -111,8 +103,7 @@ def resolve_stream_weights(
         modality: ``"a"``, ``"v"`` or ``"av"``: the streams that get the mix; the others use the causal
             member only (weight 1).
     """
-    if modality not in _MODALITIES:
-        raise ConfigError(f"modality must be 'a', 'v' or 'av', got {modality!r}")
+    check_modality(modality)
     members = list(members)
     causal = members[0]
     if (beta is None) == (weights is None):
@@ -122,7 +113,7 @@ def resolve_stream_weights(
         if len(members) != 2:
             raise ConfigError(f"beta needs exactly two banks (causal, other); got {members}: use weights=")
         betas = beta if isinstance(beta, Mapping) else {"audio": beta, "video": beta}
-        betas = {_stream(k): float(v) for k, v in betas.items()}
+        betas = {canonical_stream(k): float(v) for k, v in betas.items()}
         for s in STREAMS:
             b = betas.get(s, 0.0)
             if not 0.0 <= b <= 1.0:
@@ -130,7 +121,7 @@ def resolve_stream_weights(
             per_stream[s] = {causal: 1 - b, members[1]: b}
     else:
         if all(isinstance(v, Mapping) for v in weights.values()):
-            given = {_stream(k): dict(v) for k, v in weights.items()}
+            given = {canonical_stream(k): dict(v) for k, v in weights.items()}
         else:
             given = {s: dict(weights) for s in STREAMS}
         for s in STREAMS:
@@ -140,7 +131,7 @@ def resolve_stream_weights(
                 raise ConfigError(f"weights name unknown banks {sorted(unknown)}; banks are {members}")
             per_stream[s] = _check_simplex({m: w.get(m, 0.0) for m in members}, f"{s} weights")
     for s in STREAMS:
-        if s not in _MODALITIES[modality]:
+        if s not in MODALITY_STREAMS[modality]:
             per_stream[s] = {m: (1.0 if m == causal else 0.0) for m in members}
     return per_stream
 
@@ -189,9 +180,7 @@ class ResidualGate(nn.Module):
 
     def __init__(self, video_dim: int, audio_dim: int, num_members: int = 2, inputs: str = "av"):
         super().__init__()
-        if inputs not in _MODALITIES:
-            raise ConfigError(f"gate inputs must be 'a', 'v' or 'av', got {inputs!r}")
-        self.inputs = inputs
+        self.inputs = check_modality(inputs, "gate inputs")
         in_dim = (video_dim if "v" in inputs else 0) + (audio_dim if "a" in inputs else 0)
         self.proj = nn.Linear(in_dim, num_members)
 
@@ -251,8 +240,7 @@ class PerceptionModeMixer(nn.Module):
                 p: nn.ModuleList(ResidualGate(cv, ca, len(names), modality) for cv, ca in layer_dims)
                 for p in ("p1", "p2")
             })
-            if modality not in _MODALITIES:
-                raise ConfigError(f"modality must be 'a', 'v' or 'av', got {modality!r}")
+            check_modality(modality)
             self.stream_weights = None
         else:
             if beta is None and weights is None:
@@ -277,7 +265,7 @@ class PerceptionModeMixer(nn.Module):
         """Weights of each member for this layer/position/stream (floats, or ``[B]`` tensors with a gate)."""
         causal = self.member_names[0]
         if self.gate == "learned":
-            if stream not in _MODALITIES[self.modality]:
+            if stream not in MODALITY_STREAMS[self.modality]:
                 return {m: (1.0 if m == causal else 0.0) for m in self.member_names}
             v, a = (own, other) if stream == "video" else (other, own)
             w = self.gates[position][i](v, a)

@@ -30,8 +30,11 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from ..errors import ConfigError
+
 __all__ = [
     "EVENT_LAYERS",
+    "POOL_IMPLS",
     "EventSpecificFusion",
     "event_specific_pool",
     "event_specific_pool_reference",
@@ -42,6 +45,9 @@ __all__ = [
 ]
 
 EVENT_LAYERS: tuple[str, ...] = ("continuous", "instant", "onset", "visual", "audio")
+#: the two pooling paths, named like the attention paths (``attn_impl``): ``"fused"`` = one batched
+#: masked mean for every layer (default), ``"reference"`` = the per-clip loop that spells out eqs 1-3.
+POOL_IMPLS: tuple[str, ...] = ("fused", "reference")
 
 
 def _check_inputs(z_v: Tensor, z_a: Tensor, onset_mask: Tensor | None, padding_mask: Tensor | None) -> Tensor:
@@ -66,7 +72,7 @@ def _check_layers(layers: Sequence[str]) -> tuple[str, ...]:
     layers = tuple(layers)
     unknown = [name for name in layers if name not in EVENT_LAYERS]
     if unknown or not layers or len(set(layers)) != len(layers):
-        raise ValueError(f"layers must be distinct names from {EVENT_LAYERS}; got {layers}")
+        raise ConfigError(f"layers must be distinct names from {EVENT_LAYERS}; got {layers}")
     return layers
 
 
@@ -83,7 +89,7 @@ def instant_step_mask(z_v: Tensor, z_a: Tensor, k: int, valid: Tensor) -> Tensor
         to the earlier step (a stable descending sort). ``s_t`` is detached: the selection is hard.
     """
     if k < 1:
-        raise ValueError(f"k must be >= 1; got {k}")
+        raise ConfigError(f"k must be >= 1; got {k}")
     scores = (z_v.detach() * z_a.detach()).sum(dim=-1).float()  # s_t = z_v,t . z_a,t
     scores = scores.masked_fill(~valid, float("-inf"))
     order = torch.sort(scores, dim=1, descending=True, stable=True).indices
@@ -202,12 +208,13 @@ class EventSpecificFusion(nn.Module):
         num_classes: ``K``.
         k: steps of the instant layer (default 10).
         layers: which of :data:`EVENT_LAYERS` to build, in output order.
-        pool_impl: ``"batched"`` (one masked mean for all layers; default) or ``"reference"``
-            (the per-clip loop of :func:`event_specific_pool_reference`).
+        pool_impl: ``"fused"`` (one batched masked mean for all layers, :func:`event_specific_pool`;
+            default) or ``"reference"`` (the per-clip loop of :func:`event_specific_pool_reference`),
+            the same vocabulary as ``attn_impl``.
         unimodal_heads: ``"concat"`` (default, the paper's layout): the visual / audio heads are
             ``nn.Linear(2 * dim, num_classes)`` like the others, and their zeroed half receives no
             gradient; ``"half"``: ``nn.Linear(dim, num_classes)`` on the non-zero half only (the same
-            function with fewer parameters; spec §4 B9).
+            function with fewer parameters; the paper leaves this open).
 
     Heads are stored as ``heads.<layer>``.
     """
@@ -218,16 +225,16 @@ class EventSpecificFusion(nn.Module):
         num_classes: int,
         k: int = 10,
         layers: Sequence[str] = EVENT_LAYERS,
-        pool_impl: str = "batched",
+        pool_impl: str = "fused",
         unimodal_heads: str = "concat",
     ):
         super().__init__()
         if unimodal_heads not in ("concat", "half"):
-            raise ValueError(f"unimodal_heads must be 'concat' or 'half'; got {unimodal_heads!r}")
-        if pool_impl not in ("batched", "reference"):
-            raise ValueError(f"pool_impl must be 'batched' or 'reference'; got {pool_impl!r}")
+            raise ConfigError(f"unimodal_heads must be 'concat' or 'half'; got {unimodal_heads!r}")
+        if pool_impl not in POOL_IMPLS:
+            raise ConfigError(f"pool_impl must be one of {POOL_IMPLS}; got {pool_impl!r}")
         if k < 1:
-            raise ValueError(f"k must be >= 1; got {k}")
+            raise ConfigError(f"k must be >= 1; got {k}")
         self.dim, self.num_classes, self.k = dim, num_classes, k
         self.layers = _check_layers(layers)
         self.pool_impl, self.unimodal_heads = pool_impl, unimodal_heads
@@ -245,7 +252,7 @@ class EventSpecificFusion(nn.Module):
         """``{layer: (B, 2*dim)}`` pooled features; see :func:`event_specific_pool` for the masks."""
         if z_v.shape[-1] != self.dim:
             raise ValueError(f"expected features (B, T, {self.dim}); got {tuple(z_v.shape)}")
-        fn = event_specific_pool if self.pool_impl == "batched" else event_specific_pool_reference
+        fn = event_specific_pool if self.pool_impl == "fused" else event_specific_pool_reference
         return fn(z_v, z_a, onset_mask, padding_mask, k=self.k, layers=self.layers)
 
     def forward(
@@ -284,7 +291,8 @@ def localization_map(
         v_map: ``(B, T, D, h, w)`` last visual conv map (MC3-18: ``h = w = 7``, ``D = 512``).
         z_a: ``(B, T, D)`` audio features.
         size: ``(H, W)`` to upsample to (bilinear), or ``None`` to keep ``(h, w)``.
-        normalize: cosine similarity instead of the raw dot product (§4 B10 of the spec).
+        normalize: cosine similarity instead of the raw dot product (the paper does not say which;
+            the raw dot product is the default).
 
     Returns:
         ``(B, T, H, W)`` maps.

@@ -25,7 +25,7 @@ from torch import nn
 
 from .temporal import TemporalAttention
 
-__all__ = ["CMBSHead", "AVEHead", "ave_decision", "ave_segment_probs"]
+__all__ = ["CMBSHead", "TemporalCMBSHead", "AVEHead", "ave_decision", "ave_segment_probs"]
 
 
 class CMBSHead(nn.Module):
@@ -78,10 +78,14 @@ class CMBSHead(nn.Module):
         return {"is_event": is_event, "event_scores": event + self.av_score_weight * av_score, "av_score": av_score}
 
 
-class AVEHead(nn.Module):
-    """DG-SCT's post-backbone part: :class:`TemporalAttention` (``temporal``) + :class:`CMBSHead` (``head``).
+class TemporalCMBSHead(nn.Module):
+    """Temporal module + CMBS head: DG-SCT's part after the backbones, as one module.
 
-    Loads the ``"dgsct-head"`` conversion of the reference ``temporal_attn.*`` + ``CMBS.*`` keys.
+    :class:`TemporalAttention` (``temporal``) then :class:`CMBSHead` (``head``), the same two
+    sub-modules (same names, same state-dict keys) as in :class:`avperceive.models.dgsct.DGSCT`, so
+    the ``"dgsct-head"`` conversion of the reference ``temporal_attn.*`` + ``CMBS.*`` keys loads into
+    it and a host model of your own can reuse DG-SCT's trained head. Formerly ``AVEHead`` (kept as an
+    alias).
 
     Args:
         video_dim, audio_dim, d_model, video_input_dim, audio_input_dim, ffn_dim, num_heads: see
@@ -118,26 +122,38 @@ class AVEHead(nn.Module):
         return out
 
 
+#: Deprecated name of :class:`TemporalCMBSHead` (checkpoint folders written with it still load).
+AVEHead = TemporalCMBSHead
+
+
 def ave_decision(is_event: torch.Tensor, event_scores: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """Per-second AVE prediction: ``argmax(event_scores)`` where ``sigmoid(is_event) > threshold``, else K.
 
+    The decision rule of CMBS (Xia & Zhao, CVPR 2022) as DG-SCT evaluates it
+    (``compute_accuracy_supervised``); the one place it is written (models' ``decide`` and
+    :mod:`avperceive.metrics` call it).
+
     Args:
         is_event: (B, T) event-relevance logits.
-        event_scores: (B, K) clip-level class scores.
-        threshold: probability threshold (0.5).
+        event_scores: (B, K) clip-level class scores (one class per clip), or (B, T, K) per segment.
+        threshold: probability threshold (0.5). The sigmoid is taken in float32, so a half-precision
+            logit decides as its float32 value does.
 
     Returns:
         (B, T) int64 class index per segment; the background index is K = ``event_scores.shape[-1]``.
     """
-    if is_event.dim() != 2 or event_scores.dim() != 2 or is_event.shape[0] != event_scores.shape[0]:
+    per_segment = event_scores.dim() == 3 and event_scores.shape[:2] == is_event.shape
+    per_clip = event_scores.dim() == 2 and event_scores.shape[0] == is_event.shape[0]
+    if is_event.dim() != 2 or not (per_clip or per_segment):
         raise ValueError(
-            f"expected is_event (B, T) and event_scores (B, K), "
+            f"expected is_event (B, T) and event_scores (B, K) or (B, T, K), "
             f"got {tuple(is_event.shape)} and {tuple(event_scores.shape)}"
         )
     background = event_scores.shape[-1]
-    cls = event_scores.argmax(dim=-1, keepdim=True).expand_as(is_event)
-    return torch.where(torch.sigmoid(is_event) > threshold, cls, torch.full_like(cls, background))
-
+    cls = event_scores.argmax(dim=-1)
+    if not per_segment:
+        cls = cls[:, None].expand_as(is_event)
+    return torch.where(torch.sigmoid(is_event.float()) > threshold, cls, torch.full_like(cls, background))
 
 
 def ave_segment_probs(is_event: torch.Tensor, event_scores: torch.Tensor) -> torch.Tensor:

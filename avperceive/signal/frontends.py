@@ -92,6 +92,17 @@ class HTSATFrontend(nn.Module):
         """Frames produced for ``num_samples`` input samples."""
         return 1 + num_samples // self.hop_length
 
+    def _apply(self, fn, recurse: bool = True):
+        """``module.to(torch.bfloat16)`` / ``.half()`` must not round the filterbank: the log-mel is computed in
+        float32 (see :func:`~avperceive.signal.spectral.full_precision`), so the buffer is rebuilt in float32
+        (bit-exact: the same construction) on the device it was moved to."""
+        super()._apply(fn, recurse)
+        if self.mel_fb.dtype not in (torch.float32, torch.float64):
+            fb = mel_filterbank(self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax, htk=self.htk,
+                                norm="slaney")
+            self.mel_fb = fb.to(self.mel_fb.device)
+        return self
+
     @full_precision
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         x, unbatched = _check_wave(wave)

@@ -21,7 +21,8 @@ import math
 import torch
 from einops import rearrange
 
-from avperceive.signal.spectral import full_precision
+from ..errors import ConfigError
+from .spectral import full_precision
 
 __all__ = ["kaldi_mel_banks", "kaldi_window", "kaldi_fbank", "lavish_audio_image"]
 
@@ -47,7 +48,7 @@ def kaldi_mel_banks(
     if high_freq <= 0.0:
         high_freq += nyquist
     if not (0.0 <= low_freq < nyquist and 0.0 < high_freq <= nyquist and low_freq < high_freq):
-        raise ValueError(f"bad mel band edges low_freq={low_freq}, high_freq={high_freq} for nyquist {nyquist}")
+        raise ConfigError(f"bad mel band edges low_freq={low_freq}, high_freq={high_freq} for nyquist {nyquist}")
     fft_bin_width = sample_rate / padded_window_size
     mel_low, mel_high = _kaldi_mel(low_freq), _kaldi_mel(high_freq)
     delta = (mel_high - mel_low) / (num_bins + 1)
@@ -76,7 +77,7 @@ def kaldi_window(
         a = 2 * math.pi / (size - 1)
         n = torch.arange(size, dtype=dtype, device=device)
         return blackman_coeff - 0.5 * torch.cos(a * n) + (0.5 - blackman_coeff) * torch.cos(2 * a * n)
-    raise ValueError(f"unknown window_type {window_type!r}: povey, hanning, hamming, rectangular or blackman")
+    raise ConfigError(f"unknown window_type {window_type!r}: povey, hanning, hamming, rectangular or blackman")
 
 
 @full_precision
@@ -129,7 +130,7 @@ def kaldi_fbank(
     win = int(sample_rate * frame_length_ms * 0.001)
     shift = int(sample_rate * frame_shift_ms * 0.001)
     if win < 2 or shift < 1:
-        raise ValueError(f"frame length {win} and shift {shift} samples are too small")
+        raise ConfigError(f"frame length {win} and shift {shift} samples are too small")
     padded = 2 ** int(math.ceil(math.log2(win))) if round_to_power_of_two else win
     if x.shape[-1] < win:
         return x.new_zeros(*lead, 0, num_mel_bins)

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
 
+from ..errors import ConfigError
+
 __all__ = [
     "hz_to_mel",
     "mel_to_hz",
@@ -192,7 +194,7 @@ def _frames_and_window(
     x = x.to(dtype)
     win_length = n_fft if win_length is None else win_length
     if win_length > n_fft:
-        raise ValueError(f"win_length={win_length} must be <= n_fft={n_fft}")
+        raise ConfigError(f"win_length={win_length} must be <= n_fft={n_fft}")
     if window is None:
         window = hann_window(win_length, dtype=dtype, device=x.device)
     window = window.to(dtype=dtype, device=x.device)
@@ -388,12 +390,12 @@ def power_to_db(
             (default 2: per spectrogram ``(F, T)``, like librosa on one clip; for 1-D input the whole vector).
     """
     if amin <= 0:
-        raise ValueError("amin must be strictly positive")
+        raise ConfigError("amin must be strictly positive")
     log_spec = 10.0 * torch.log10(torch.clamp(spec, min=amin))
     log_spec = log_spec - 10.0 * math.log10(max(amin, ref))
     if top_db is not None:
         if top_db < 0:
-            raise ValueError("top_db must be non-negative")
+            raise ConfigError("top_db must be non-negative")
         k = min(spec.dim(), 2) if reduce_dims is None else reduce_dims
         peak = log_spec.amax(dim=tuple(range(-k, 0)), keepdim=True) if k > 0 else log_spec
         log_spec = torch.maximum(log_spec, peak - top_db)

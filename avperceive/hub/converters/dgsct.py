@@ -3,7 +3,7 @@
 Kinds:
 
 * ``"dgsct-head"``: the reference ``temporal_attn.*`` + ``CMBS.*`` tensors (either or both) ->
-  ``temporal.*`` + ``head.*`` (:class:`avperceive.nn.heads.AVEHead`, and the same keys in
+  ``temporal.*`` + ``head.*`` (:class:`avperceive.nn.heads.TemporalCMBSHead`, and the same keys in
   :class:`avperceive.models.dgsct.DGSCT`).
 * ``"dgsct-ave"``: a whole DG-SCT AVE checkpoint (``best_82.18.pt``: plain state dict, timm 0.6
   Swin-V2 keys) -> :class:`avperceive.models.dgsct.DGSCT`.
@@ -151,7 +151,7 @@ def _config_of_head(sd: dict[str, torch.Tensor]) -> dict:
 @register_converter(
     "dgsct-head",
     "DG-SCT temporal_attn.* + CMBS.* (either or both) -> temporal.* + head.*",
-    architecture="avperceive.nn.heads:AVEHead",
+    architecture="avperceive.nn.heads:TemporalCMBSHead",
 )
 def convert_dgsct_head(sd: dict[str, torch.Tensor]) -> ConvertedCheckpoint:
     """DG-SCT ``temporal_attn.*`` + ``CMBS.*`` (either or both) -> ``temporal.*`` + ``head.*``."""
@@ -201,27 +201,35 @@ def convert_adapter_families(sd: dict[str, torch.Tensor], single_adapter_fn, dst
     return out, dropped, counts.pop()
 
 
-_DERIVED_BUFFERS = ("attn_mask", "relative_position_index", "relative_coords_table")
+def _under(prefix: str, dropped: dict[str, str]) -> dict[str, str]:
+    """``dropped`` of a sub-converter with its keys named as in the whole checkpoint (under ``prefix``)."""
+    return {k if k.startswith(prefix) else prefix + k: reason for k, reason in dropped.items()}
 
 
 def _swin_backbone(sd: dict[str, torch.Tensor], dst_prefix: str):
     from .swinv2 import convert_swinv2_timm
 
-    swin = {k: v for k, v in sd.items() if k.startswith("swin.")}
-    dropped: dict[str, str] = {}
-    for k in [k for k, v in swin.items() if v.is_meta and k.rsplit(".", 1)[-1] in _DERIVED_BUFFERS]:
-        del swin[k]  # the swinv2 converter checks stored buffers by value, which meta tensors lack
-        dropped[k] = "derived buffer, rebuilt by the model (not checked: meta tensor)"
-    conv = convert_swinv2_timm(swin)
+    conv = convert_swinv2_timm({k: v for k, v in sd.items() if k.startswith("swin.")})
     out: dict[str, torch.Tensor] = {}
-    dropped.update({"swin." + k if not k.startswith("swin.") else k: r for k, r in conv.dropped.items()})
+    dropped = _under("swin.", conv.dropped)
     for k, v in conv.state_dict.items():
         if k.startswith("head."):
             dropped["swin." + k] = "Swin-V2 ImageNet-22k classifier; unused by the AVE model"
         else:
             out[dst_prefix + k] = v
-    cfg = {k: v for k, v in conv.config.items() if k != "num_classes"}
-    return out, dropped, cfg
+    return out, dropped
+
+
+def _add_adapters(sd, single_adapter_fn, out: dict[str, torch.Tensor], dropped: dict[str, str]) -> dict:
+    """Convert the four adapter families into ``out`` / ``dropped`` (plus the never-called
+    ``adapter_token_downsampler.*``); return the adapter settings read from the shapes."""
+    adapters, dropped_ad, _ = convert_adapter_families(sd, single_adapter_fn)
+    out.update(adapters)
+    dropped.update(dropped_ad)
+    unused = (k for k in sd if k.startswith("adapter_token_downsampler."))
+    dropped.update({k: "never called by the reference forward" for k in unused})
+    lat = out.get("adapters.audio_p1.0.latent.latents")
+    return {} if lat is None else {"num_latents": int(lat.shape[0])}
 
 
 def _check_consumed(sd, out_prefixes: tuple[str, ...], what: str) -> None:
@@ -242,23 +250,14 @@ def convert_lavish_ave(sd: dict[str, torch.Tensor]) -> ConvertedCheckpoint:
     sd = strip_wrapper_prefix(sd)
     allowed = ("swin.", "mlp_class.", "mlp_class_2.", "adapter_token_downsampler.", *_FAMILY_RENAME)
     _check_consumed(sd, allowed, "LAVisH")
-    out, dropped, _ = _swin_backbone(sd, "backbone.")
-    adapters, dropped_ad, _ = convert_adapter_families(sd, convert_lavish_adapter_state_dict)
-    out.update(adapters)
-    dropped.update(dropped_ad)
+    out, dropped = _swin_backbone(sd, "backbone.")
+    cfg = _add_adapters(sd, convert_lavish_adapter_state_dict, out, dropped)
     for ref, ours in (("mlp_class.", "head.0."), ("mlp_class_2.", "head.1.")):
         for k, v in sd.items():
             if k.startswith(ref):
                 out[ours + k[len(ref):]] = v
-    for k in sd:
-        if k.startswith("adapter_token_downsampler."):
-            dropped[k] = "never called by the reference forward"
-    cfg: dict = {}
     if "head.1.weight" in out:
-        cfg = {"num_classes": int(out["head.1.weight"].shape[0]) - 1, "hidden_dim": int(out["head.0.weight"].shape[0])}
-    lat = out.get("adapters.audio_p1.0.latent.latents")
-    if lat is not None:
-        cfg["num_latents"] = int(lat.shape[0])
+        cfg.update(num_classes=int(out["head.1.weight"].shape[0]) - 1, hidden_dim=int(out["head.0.weight"].shape[0]))
     return ConvertedCheckpoint(out, dropped, cfg)
 
 
@@ -276,24 +275,14 @@ def convert_dgsct_ave(sd: dict[str, torch.Tensor]) -> ConvertedCheckpoint:
     _check_consumed(
         sd, ("swin.", "htsat.", "temporal_attn.", "CMBS.", "adapter_token_downsampler.", *_FAMILY_RENAME), "DG-SCT"
     )
-    out, dropped, _ = _swin_backbone(sd, "video_backbone.")
+    out, dropped = _swin_backbone(sd, "video_backbone.")
     audio = convert_htsat_with({k: v for k, v in sd.items() if k.startswith("htsat.")})
     out.update({"audio_backbone." + k: v for k, v in audio.state_dict.items()})
-    dropped.update({("htsat." + k if not k.startswith("htsat.") else k): r for k, r in audio.dropped.items()})
-    adapters, dropped_ad, _ = convert_adapter_families(sd, convert_dgsct_adapter_state_dict)
-    out.update(adapters)
-    dropped.update(dropped_ad)
-    temporal, dropped_t = convert_temporal_attn(sd)
-    head, dropped_h = convert_cmbs_head(sd)
-    out.update(temporal)
-    out.update(head)
-    dropped.update(dropped_t)
-    dropped.update(dropped_h)
-    for k in sd:
-        if k.startswith("adapter_token_downsampler."):
-            dropped[k] = "never called by the reference forward"
-    cfg = {k: v for k, v in _config_of_head(out).items() if k not in ("video_dim", "audio_dim")}
-    lat = out.get("adapters.audio_p1.0.latent.latents")
-    if lat is not None:
-        cfg["num_latents"] = int(lat.shape[0])
+    dropped.update(_under("htsat.", audio.dropped))
+    cfg = _add_adapters(sd, convert_dgsct_adapter_state_dict, out, dropped)
+    for convert_group in (convert_temporal_attn, convert_cmbs_head):
+        group, dropped_group = convert_group(sd)
+        out.update(group)
+        dropped.update(dropped_group)
+    cfg.update({k: v for k, v in _config_of_head(out).items() if k not in ("video_dim", "audio_dim")})
     return ConvertedCheckpoint(out, dropped, cfg)

@@ -21,11 +21,11 @@ import math
 
 import torch
 
-from ...backbones.window_ops import relative_position_index, shifted_window_mask
 from ...errors import CheckpointError
 from ...signal.spectral import mel_filterbank
 from ...state_dict import strip_prefix
 from ..convert import ConvertedCheckpoint, register_converter
+from .windowed import check_window_buffer, require_patch_embed, stage_depths_and_heads
 
 __all__ = ["convert_htsat", "torchlibrosa_stft_kernels"]
 
@@ -53,7 +53,6 @@ def _check(key: str, ok: bool) -> str:
 
 
 def _drop_reason(key: str, value: torch.Tensor, sample_rate: int, fmin: float, fmax: float) -> str | None:
-    name = key.rsplit(".", 1)[-1]
     meta = value.is_meta
     if key.startswith("spectrogram_extractor.stft.conv_"):
         if meta:
@@ -66,21 +65,9 @@ def _drop_reason(key: str, value: torch.Tensor, sample_rate: int, fmin: float, f
         n_fft = 2 * (value.shape[0] - 1)
         ours = mel_filterbank(sample_rate, n_fft, value.shape[1], fmin, fmax, htk=False, norm="slaney").T
         return _check(key, torch.allclose(value.float(), ours, atol=1e-6, rtol=1e-4))
-    if name == "relative_position_index":
-        if meta:
-            return "derived buffer, rebuilt by the model (not checked: meta tensor)"
-        ws = math.isqrt(value.shape[0])
-        return _check(key, torch.equal(value.long(), relative_position_index((ws, ws))))
-    if name == "attn_mask":
-        if meta:
-            return "derived buffer, rebuilt by the model (not checked: meta tensor)"
-        ws = math.isqrt(value.shape[1])
-        side = ws * math.isqrt(value.shape[0])
-        ours = shifted_window_mask((side, side), (ws, ws), (ws // 2, ws // 2))
-        return _check(key, ours is not None and torch.equal(value.float(), ours))
     if key in ("head.weight", "head.bias"):
         return "unused by the token-semantic head (tscam) of the reference"
-    return None
+    return check_window_buffer(key, value, "HTS-AT")
 
 
 def convert_htsat_with(
@@ -93,10 +80,7 @@ def convert_htsat_with(
     """:func:`convert_htsat` with options: another front-end (for the ``melW`` check: sample rate,
     fmin, fmax) and an explicit key ``prefix`` to take (default: detect ``sed_model.``/``htsat.``/...)."""
     sd, dropped = _strip(sd, prefix)
-    if "patch_embed.proj.weight" not in sd:
-        raise CheckpointError(
-            "htsat: no 'patch_embed.proj.weight' key; not an HTS-AT state dict", missing=["patch_embed.proj.weight"]
-        )
+    require_patch_embed(sd, "htsat", "HTS-AT")
     out: dict[str, torch.Tensor] = {}
     for key, value in sd.items():
         reason = _drop_reason(key, value, sample_rate, fmin, fmax)
@@ -106,15 +90,7 @@ def convert_htsat_with(
             out["stages." + key[len("layers.") :]] = value
         else:
             out[key] = value
-    depths, heads = [], []
-    s = 0
-    while f"stages.{s}.blocks.0.attn.relative_position_bias_table" in out:
-        b = 0
-        while f"stages.{s}.blocks.{b}.attn.relative_position_bias_table" in out:
-            b += 1
-        depths.append(b)
-        heads.append(int(out[f"stages.{s}.blocks.0.attn.relative_position_bias_table"].shape[1]))
-        s += 1
+    depths, heads = stage_depths_and_heads(out, "relative_position_bias_table", head_dim=1)
     config = {"embed_dim": int(out["patch_embed.proj.weight"].shape[0]), "depths": depths, "num_heads": heads}
     if "tscam_conv.weight" in out:
         config["num_classes"] = int(out["tscam_conv.weight"].shape[0])

@@ -17,15 +17,15 @@ DG-SCT state dict only the ``swin.`` keys are taken and the rest listed as dropp
 
 from __future__ import annotations
 
-import math
 import re
 
 import torch
 
-from ...backbones.window_ops import relative_position_index, shifted_window_mask, swinv2_relative_coords_table
+from ...backbones.window_ops import swinv2_relative_coords_table
 from ...errors import CheckpointError
 from ...state_dict import strip_prefix
 from ..convert import ConvertedCheckpoint, register_converter
+from .windowed import CHECKED_BUFFER, META_BUFFER, check_window_buffer, require_patch_embed, stage_depths_and_heads
 
 __all__ = ["convert_swinv2_timm"]
 
@@ -40,38 +40,16 @@ def _strip_swin(
     return strip_prefix(sd, prefixes, always=("swin.",), force=force, owner="the Swin-V2 backbone")
 
 
-def _isqrt_exact(n: int, what: str) -> int:
-    r = math.isqrt(n)
-    if r * r != n:
-        raise CheckpointError(f"{what}: {n} is not a square window area")
-    return r
-
-
 def _check_buffer(key: str, value: torch.Tensor) -> str:
     """Compare a stored derived buffer with our definition; return the drop reason."""
-    name = key.rsplit(".", 1)[-1]
+    if key.rsplit(".", 1)[-1] != "relative_coords_table":
+        return check_window_buffer(key, value, "Swin-V2")
     if value.is_meta:
-        return "derived buffer, rebuilt by the model (not checked: meta tensor)"
-    if name == "relative_position_index":
-        ws = _isqrt_exact(value.shape[0], key)
-        ok = torch.equal(value.long(), relative_position_index((ws, ws)))
-    elif name == "relative_coords_table":
-        ws = (value.shape[1] + 1) // 2, (value.shape[2] + 1) // 2
-        ours = swinv2_relative_coords_table(ws)
-        if not torch.allclose(value.float(), ours, atol=1e-6):
-            return (
-                "derived buffer, rebuilt by the model (normalised by a pretrained window: set pretrained_window_sizes)"
-            )
-        ok = True
-    else:  # attn_mask
-        nw, n = value.shape[0], value.shape[1]
-        ws = _isqrt_exact(n, key)
-        side = ws * _isqrt_exact(nw, key)
-        ours = shifted_window_mask((side, side), (ws, ws), (ws // 2, ws // 2))
-        ok = ours is not None and torch.equal(value.float(), ours)
-    if not ok:
-        raise CheckpointError(f"{key}: stored buffer differs from the model's own definition; not a standard Swin-V2")
-    return "derived buffer, rebuilt by the model (checked equal)"
+        return META_BUFFER
+    ws = (value.shape[1] + 1) // 2, (value.shape[2] + 1) // 2
+    if not torch.allclose(value.float(), swinv2_relative_coords_table(ws), atol=1e-6):
+        return "derived buffer, rebuilt by the model (normalised by a pretrained window: set pretrained_window_sizes)"
+    return CHECKED_BUFFER
 
 
 @register_converter(
@@ -86,11 +64,7 @@ def convert_swinv2_timm(sd: dict[str, torch.Tensor], prefix: str | None = None) 
     prefix (``swin.``, ``model.``, ``module.``, ``backbone.``) is detected and stripped.
     """
     sd, dropped = _strip_swin(sd, (prefix,) if prefix else KNOWN_PREFIXES, force=bool(prefix))
-    if "patch_embed.proj.weight" not in sd:
-        raise CheckpointError(
-            "swinv2-timm: no 'patch_embed.proj.weight' key; not a Swin-V2 state dict",
-            missing=["patch_embed.proj.weight"],
-        )
+    require_patch_embed(sd, "swinv2-timm", "Swin-V2")
     layout_06 = "layers.0.downsample.reduction.weight" in sd
     out: dict[str, torch.Tensor] = {}
     down = re.compile(r"^layers\.(\d+)\.downsample\.(.+)$")
@@ -121,15 +95,7 @@ def convert_swinv2_timm(sd: dict[str, torch.Tensor], prefix: str | None = None) 
 def _infer_config(sd: dict[str, torch.Tensor]) -> dict:
     """Constructor arguments readable from the shapes (embed_dim, depths, num_heads, patch, classes)."""
     w = sd["patch_embed.proj.weight"]
-    depths, heads = [], []
-    s = 0
-    while f"stages.{s}.blocks.0.attn.logit_scale" in sd:
-        b = 0
-        while f"stages.{s}.blocks.{b}.attn.logit_scale" in sd:
-            b += 1
-        depths.append(b)
-        heads.append(int(sd[f"stages.{s}.blocks.0.attn.logit_scale"].shape[0]))
-        s += 1
+    depths, heads = stage_depths_and_heads(sd, "logit_scale", head_dim=0)
     cfg = {"embed_dim": int(w.shape[0]), "in_chans": int(w.shape[1]), "patch_size": int(w.shape[2])}
     if depths:
         cfg.update(depths=depths, num_heads=heads)

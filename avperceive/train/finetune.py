@@ -37,8 +37,9 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..io.clip import zero_missing_modality
+from ..modality import MODALITIES, check_modality
+from ..models.trainable import TRAINABLE_RANGES, set_trainable
 from ..nn.heads import CMBSHead
-from .trainable import set_trainable
 
 __all__ = [
     "FinetuneConfig",
@@ -50,7 +51,6 @@ __all__ = [
     "soundactions_loss",
 ]
 
-_MODALITIES = ("av", "a", "v")
 
 
 @dataclass
@@ -60,10 +60,11 @@ class FinetuneConfig:
     ``batch_size`` / ``accumulation`` default to 16 / 1 for ``cls`` and 4 / 4 for ``all``; under DDP the
     effective batch is ``batch_size × accumulation × world_size``. ``val_modalities`` defaults to
     ``(modality,)`` for ``a``/``v`` and ``("av", "a", "v")`` for ``av``; the first one drives model
-    selection and early stopping.
+    selection and early stopping. ``tuning_range`` is the paper's fine-tuning range (``"cls"``, ``"all"``,
+    or ``"adapters"``; see :func:`avperceive.models.set_trainable`).
     """
 
-    range: str = "all"
+    tuning_range: str = "all"
     modality: str = "av"
     val_modalities: tuple[str, ...] | None = None
     lr: float = 5e-4
@@ -79,15 +80,14 @@ class FinetuneConfig:
     seed: int = 0
 
     def resolved(self) -> FinetuneConfig:
-        if self.range not in ("cls", "all", "adapters"):
-            raise ConfigError(f"range must be 'cls' or 'all' (or 'adapters'), got {self.range!r}")
-        if self.modality not in _MODALITIES:
-            raise ConfigError(f"modality must be one of {_MODALITIES}, got {self.modality!r}")
-        vals = self.val_modalities or (("av", "a", "v") if self.modality == "av" else (self.modality,))
-        if any(m not in _MODALITIES for m in vals):
-            raise ConfigError(f"val_modalities must be drawn from {_MODALITIES}, got {vals}")
-        bs = self.batch_size or (16 if self.range == "cls" else 4)
-        acc = self.accumulation or (1 if self.range == "cls" else 4)
+        if self.tuning_range not in TRAINABLE_RANGES:
+            raise ConfigError(f"tuning_range must be one of {sorted(TRAINABLE_RANGES)}, got {self.tuning_range!r}")
+        check_modality(self.modality)
+        vals = self.val_modalities or (MODALITIES if self.modality == "av" else (self.modality,))
+        for m in vals:
+            check_modality(m, "each of val_modalities")
+        bs = self.batch_size or (16 if self.tuning_range == "cls" else 4)
+        acc = self.accumulation or (1 if self.tuning_range == "cls" else 4)
         if bs < 1 or acc < 1 or self.max_epochs < 1:
             raise ConfigError("batch_size, accumulation and max_epochs must be >= 1")
         return replace(self, val_modalities=tuple(vals), batch_size=bs, accumulation=acc)
@@ -253,7 +253,7 @@ def finetune(
     """
     cfg = (config or FinetuneConfig()).resolved()
     rank, world = _dist()
-    result = FinetuneResult(trainable_params=set_trainable(model, cfg.range, train_temporal=cfg.train_temporal))
+    result = FinetuneResult(trainable_params=set_trainable(model, cfg.tuning_range, train_temporal=cfg.train_temporal))
     params = [p for p in model.parameters() if p.requires_grad]
     p0 = params[0]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -357,7 +357,7 @@ class CrossValResult:
         for m in self.config.val_modalities:
             mean, std = self.mean_std(m, which)
             out.append({
-                "range": self.config.range, "ft_modality": self.config.modality, "val_modality": m,
+                "range": self.config.tuning_range, "ft_modality": self.config.modality, "val_modality": m,
                 "mean": mean, "std": std, "folds": self.accuracies(m, which),
             })
         return out

@@ -7,8 +7,9 @@ or ``--arch``) with the constructor arguments the converter inferred, and load t
 strictly (missing / unexpected keys and shape mismatches stop the conversion); write the folder;
 print every key dropped on purpose and why.
 
-The target is built here, in a command-line module: this is the one place in ``hub`` that
-imports :mod:`avperceive.models` (lazily), because validating against the model is its job.
+The target is built here, in the command line, because validating a conversion against the model
+needs the model registry: :mod:`avperceive.hub` holds the key maps and never imports
+:mod:`avperceive.models`.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ import torch
 from safetensors.torch import save_file
 
 from ..errors import CheckpointError, ConfigError
+from ..hub.convert import ConvertedCheckpoint, convert_checkpoint, converter_info, list_converters
+from ..hub.mixin import CONFIG_NAME, WEIGHTS_NAME
+from ..models import create_model, list_models
 from ..state_dict import load_state_dict_strict
-from .convert import ConvertedCheckpoint, convert_checkpoint, converter_info, list_converters
-from .mixin import CONFIG_NAME, WEIGHTS_NAME
+from . import EXIT_OK
 
 __all__ = ["add_subcommand", "convert_to_folder", "build_target", "target_of", "DEFAULT_TARGETS"]
 
@@ -62,8 +65,6 @@ def build_target(architecture: str, config: dict[str, Any]) -> torch.nn.Module:
             return cls(**config)
         except TypeError as err:
             raise CheckpointError(f"converted config does not fit {architecture}: {err}") from err
-    from ..models import create_model  # lazy: see the module docstring
-
     try:
         return create_model(architecture, **config)
     except TypeError as err:
@@ -113,8 +114,6 @@ def convert_to_folder(
     target = architecture or config.pop("architecture", None) or target_of(kind)
     config.pop("architecture", None)
     if target is None:
-        from ..models import list_models  # lazy: see the module docstring
-
         if kind in list_models():
             target = kind
     if target is None:
@@ -144,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
         for kind, desc in list_converters().items():
             arch = target_of(kind)
             print(f"{kind:20s} -> {arch or '(--arch needed)'}  {desc}")
-        return 0
+        return EXIT_OK
     if not (args.kind and args.src and args.out_dir):
         raise ConfigError("usage: avperceive convert KIND SRC OUT_DIR (avperceive convert --list shows KINDs)")
     out = Path(args.out_dir)
@@ -168,7 +167,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print("dropped nothing")
     print(_load_hint(target, out))
-    return 0
+    return EXIT_OK
 
 
 def _load_hint(target: str, out: Path) -> str:

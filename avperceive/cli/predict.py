@@ -25,8 +25,8 @@ from datetime import timedelta
 
 from tqdm import tqdm
 
-from .errors import ConfigError
-from .inference import (
+from ..errors import ConfigError
+from ..inference import (
     DTYPES,
     PredictionFailure,
     UntrainedWeightsWarning,
