@@ -19,8 +19,8 @@ segments. For clip classifiers: the top-k labels with probabilities and the deci
 ``Prediction.weights`` says where the weights come from; untrained weights raise an
 :class:`UntrainedWeightsWarning` once per call.
 
-Throughput: files are decoded and put through the front-ends in ``num_workers`` DataLoader
-worker processes (:func:`default_num_workers`) while the model runs, results in input order.
+Throughput: files are decoded and put through the front-ends in ``num_workers`` threads (or
+DataLoader worker processes; :func:`default_num_workers`) while the model runs, results in input order.
 Scale-out: :func:`predict_to_part` predicts one process's :func:`shard` of the files into its own
 JSON-lines part file, skipping files already recorded (resumable); :func:`merge_results` joins the
 parts in input order (``torchrun -m avperceive predict ... --out results.jsonl``).
@@ -500,8 +500,8 @@ def _no_collate(sample: _Prepared) -> _Prepared:
 
 
 def _prepared_stream(items, spec: InputSpec, on_error: str, num_workers: int, workers: str) -> Iterator[_Prepared]:
-    """``items`` decoded and prepared, in input order: in this process, or in ``num_workers`` DataLoader
-    worker processes (``workers="process"``) / threads (``"thread"``) working ahead while the caller
+    """``items`` decoded and prepared, in input order: in this thread, or in ``num_workers`` threads
+    (``workers="thread"``) / DataLoader worker processes (``"process"``) working ahead while the caller
     runs the model."""
     if num_workers == 0:
         for i, item in enumerate(items):
@@ -524,9 +524,11 @@ def _prepared_stream(items, spec: InputSpec, on_error: str, num_workers: int, wo
                     ahead.append(pool.submit(_prepare_one, *nxt, spec, on_error))
                 yield done
         return
+    # spawn, not fork: a worker forked after the parent ran MKL / OpenMP from several threads can spin
+    # forever in MKL's allocator (seen here in the FFT of the audio front-end).
     loader = torch.utils.data.DataLoader(
         _PrepareDataset(items, spec, on_error), batch_size=None, shuffle=False, num_workers=num_workers,
-        collate_fn=_no_collate, prefetch_factor=2, persistent_workers=False,
+        collate_fn=_no_collate, prefetch_factor=2, persistent_workers=False, multiprocessing_context="spawn",
     )
     yield from loader
 
@@ -544,15 +546,16 @@ def iter_predict(
     on_error: str = "raise",
     timings: PredictTimings | None = None,
     num_workers: int | None = None,
-    workers: str = "process",
+    workers: str = "thread",
 ) -> Iterator[Prediction | PredictionFailure]:
     """Yield one :class:`Prediction` per input, in order (see :func:`predict` for the arguments).
 
     With ``on_error="skip"`` a file that fails to decode yields a :class:`PredictionFailure`
     (name + reason) in its place and the others are still predicted; ``"raise"`` raises its
-    :class:`MediaError`. Decoding runs in ``num_workers`` DataLoader worker processes (or threads,
-    ``workers="thread"``) while this process runs the front-end and the model; results are the same
-    as with ``num_workers=0`` (decoding here), in the same order.
+    :class:`MediaError`. Decoding and the per-file front-ends run in ``num_workers`` threads (PyAV
+    and torch release the GIL) or, with ``workers="process"``, ``torch.utils.data.DataLoader``
+    worker processes (spawned), while this thread batches and runs the model; results are the same
+    as with ``num_workers=0`` (all in this thread), in the same order.
     """
     if on_error not in ("raise", "skip"):
         raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -634,9 +637,9 @@ def predict(
         topk: number of labels in :attr:`Prediction.topk`.
         input_cfg: overrides of the model's input settings.
         progress: a tqdm progress bar on stderr.
-        num_workers: processes decoding files ahead of the model (a ``torch.utils.data.DataLoader``,
-            results in input order); ``0`` decodes in this process. Default (``None``): 0 for one
-            file, else ``min(4, CPUs - 1)`` (at least 1), see :func:`default_num_workers`.
+        num_workers: threads decoding files ahead of the model (results in input order); ``0``
+            decodes in this thread. Default (``None``): 0 for one file, else ``min(4, CPUs - 1)``
+            (at least 1), see :func:`default_num_workers`.
 
     Returns:
         one :class:`Prediction` for a single path / clip; a list for a list or folder.

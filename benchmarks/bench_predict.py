@@ -4,17 +4,17 @@ Makes ``--clips`` synthetic 10-s clips (``--width`` x ``--height`` H.264 at 25 f
 moving colour gradients and a click train, written with :func:`avperceive.io.write_clip`) in a
 temporary folder, then predicts the folder with the same model in ``--rounds`` alternating rounds
 of four variants (after one warm-up of each): serial (``num_workers=0``) with ``batch_size=1`` and
-with ``--batch-size``, and with ``--num-workers`` decoding worker processes and threads. Every
+with ``--batch-size``, and with ``--num-workers`` decoding worker threads and processes. Every
 variant's outputs are asserted equal to the serial run's. Per variant the median over rounds is
 kept. The serial batched run's time is split into decode (``load_clip``), front-end (segments,
 normalisation, audio tiling / audio image) and model (forward under ``torch.inference_mode``).
 Prints one JSON object last:
 
-* ``clips_per_s``: clips per second with the decoding workers (processes), end to end;
+* ``clips_per_s``: clips per second with the decoding worker threads (the default), end to end;
 * ``decode_ms_per_clip`` / ``frontend_ms_per_clip`` / ``model_ms_per_clip`` (serial run);
 * ``speedup_batching`` = serial time with batch_size 1 / with ``--batch-size``;
-* ``speedup_workers`` = serial time / time with ``--num-workers`` worker processes (same clips,
-  same batch size, same outputs); ``speedup_threads`` the same with threads;
+* ``speedup_workers`` = serial time / time with ``--num-workers`` worker threads (same clips,
+  same batch size, same outputs); ``speedup_processes`` the same with DataLoader worker processes;
 * ``load_avg``: the 1-minute load average before and after (the CPU is not ours alone when > 0.5).
 
     python benchmarks/bench_predict.py [--quick] [--clips 24] [--num-workers 2] [--model lavish-ave-tiny]
@@ -58,7 +58,7 @@ def make_clip(seed: int, width: int, height: int, seconds: float = 10.0, fps: in
     )
 
 
-def run(folder: Path, model, batch_size: int, num_workers: int = 0, workers: str = "process"):
+def run(folder: Path, model, batch_size: int, num_workers: int = 0, workers: str = "thread"):
     timings = PredictTimings()
     t0 = time.perf_counter()
     results = list(iter_predict(folder, model=model, batch_size=batch_size, timings=timings,
@@ -101,7 +101,7 @@ def main() -> None:
         "batch1": dict(batch_size=1),
         "serial": dict(batch_size=args.batch_size),
         "workers": dict(batch_size=args.batch_size, num_workers=workers),
-        "threads": dict(batch_size=args.batch_size, num_workers=workers, workers="thread"),
+        "processes": dict(batch_size=args.batch_size, num_workers=workers, workers="process"),
     }
     times: dict[str, list[float]] = {k: [] for k in variants}
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,12 +139,12 @@ def main() -> None:
         "model_ms_per_clip": 1000 * tm.model / n,
         "speedup_batching": med["batch1"] / med["serial"],
         "speedup_workers": med["serial"] / med["workers"],
-        "speedup_threads": med["serial"] / med["threads"],
+        "speedup_processes": med["serial"] / med["processes"],
         "wall_s": med,
         "load_avg": [load_before, os.getloadavg()[0]],
     }
     for key in ("clips_per_s", "decode_ms_per_clip", "frontend_ms_per_clip", "model_ms_per_clip",
-                "speedup_batching", "speedup_workers", "speedup_threads"):
+                "speedup_batching", "speedup_workers", "speedup_processes"):
         print(f"{key:22s} {result[key]:.3f}")
     print(json.dumps(result))
 

@@ -97,13 +97,14 @@ def test_worker_failures_never_stop_the_run(corpus, lavish3, monkeypatch):
     odd = str(corpus / "synth_1.mp4")
     real = inference.decode_for
 
-    def flaky(item, spec):  # an error the decoder was not written to expect (workers are forked: inherited)
+    def flaky(item, spec):  # an error the decoder was not written to expect (seen by the decoding threads)
         if item == odd:
             raise RuntimeError("decoder hiccup")
         return real(item, spec)
 
     monkeypatch.setattr(inference, "decode_for", flaky)
-    results = list(iter_predict(files, model=lavish3, batch_size=3, on_error="skip", num_workers=2))
+    results = list(iter_predict(files, model=lavish3, batch_size=3, on_error="skip", num_workers=2,
+                                workers="thread"))
     assert [r.source for r in results] == files
     bad = {r.source: r.reason for r in results if isinstance(r, PredictionFailure)}
     assert set(bad) == {odd, str(corpus / "junk.mp4"), str(corpus / "empty.wav")}

@@ -189,7 +189,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--topk", type=int, default=5, help="labels in the top-k list (5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--num-workers", type=int, default=None,
-                   help="processes decoding files ahead of the model (default: 0 for one file, else min(4, CPUs - 1))")
+                   help="threads decoding files ahead of the model (default: 0 for one file, else min(4, CPUs - 1))")
     p.add_argument("--out", default=None,
                    help="write JSON lines to this file (input order; resumable; sharded under torchrun)")
     p.add_argument("--retry-failed", action="store_true",
