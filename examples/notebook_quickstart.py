@@ -1,7 +1,8 @@
 """Notebook quick start: list models, build one, predict on a clip, save / reload, convert.
 
-Runs on CPU in well under a minute with the -tiny models (random weights: the labels are not
-meaningful, the plumbing is). Run as ``python examples/notebook_quickstart.py`` or cell by cell.
+Runs on CPU in seconds with the -tiny models (random weights: the labels are not meaningful, the
+plumbing is). Run as ``python examples/notebook_quickstart.py`` or cell by cell. Measured on a
+2-core x86-64 CPU shared with other jobs, ``OMP_NUM_THREADS=1``: 2.2 s user + 0.2 s sys CPU (6 s wall).
 """
 
 # %% Imports and the media fixture shipped with the tests
@@ -28,8 +29,11 @@ print(json.dumps(model.pretrained_cfg.input, indent=1))
 # %% One-line predict: per-second labels with scores and the event / background decision
 p = avp.predict(clip_path, model=model)
 for seg in p.segments[:3]:
+    if not seg.valid:  # past the end of the clip: shown as padding, never part of an event
+        print(f"{seg.start:4.1f}-{seg.end:4.1f} s  (padding)")
+        continue
     print(f"{seg.start:4.1f}-{seg.end:4.1f} s  {seg.label:32s} score={seg.score:.3f} event={seg.is_event}")
-print("events:", p.events)
+print("events:", p.events, "| padded:", p.padded)
 print("JSON keys:", sorted(p.to_dict()))
 
 # %% The same from an AVClip you decoded yourself (at the model's sample rate)
