@@ -4,7 +4,8 @@ Predicts every file (folders expand to their media files) with a tqdm progress b
 results go to stdout through ``tqdm.write``, so bar and results never interleave. A file that
 fails to decode is reported (name + reason) and skipped; the others are still predicted.
 Untrained weights are reported once on stderr. Exit status: 0 when every file was predicted,
-1 when some failed, 2 on a usage / model / device / dtype error (one line, no traceback).
+1 when some failed and others were predicted, 2 on a usage / model / device / dtype error (one
+line, no traceback) or when no file could be predicted.
 
 With ``--out results.jsonl`` the results go to a JSON-lines file instead, one line per file in
 input order (failures as ``{"source": ..., "error": ...}``), and the run is resumable and
@@ -36,6 +37,7 @@ from ..inference import (
     merge_results,
     predict_to_part,
 )
+from . import files_exit_status
 
 __all__ = ["add_subcommand"]
 
@@ -105,8 +107,7 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2), file=sys.stdout)
     if failures:
         print(f"avperceive predict: {len(failures)} of {len(items)} file(s) failed", file=sys.stderr)
-        return 1
-    return 0
+    return files_exit_status(len(predictions), len(failures))
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -168,7 +169,7 @@ def _run_to_file(args: argparse.Namespace, items: list) -> int:
                   f"{summary.missing[0]}{' ...' if len(summary.missing) > 1 else ''}", file=sys.stderr)
         if summary.failed:
             print(f"avperceive predict: {summary.failed} of {len(items)} file(s) failed", file=sys.stderr)
-    return 1 if summary.failed or summary.missing else 0
+    return files_exit_status(summary.predicted, summary.failed, incomplete=bool(summary.missing))
 
 
 def add_subcommand(subparsers) -> argparse.ArgumentParser:
