@@ -24,7 +24,10 @@ from collections.abc import Sequence
 
 from ..errors import AvperceiveError, one_line
 
-__all__ = ["main", "build_parser", "files_exit_status", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_BROKEN_PIPE"]
+__all__ = [
+    "main", "build_parser", "files_exit_status",
+    "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_BROKEN_PIPE",
+]  # fmt: skip
 
 #: everything asked for was done.
 EXIT_OK = 0
