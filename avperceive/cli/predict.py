@@ -37,7 +37,7 @@ from ..inference import (
     merge_results,
     predict_to_part,
 )
-from . import files_exit_status
+from . import add_command, files_exit_status
 
 __all__ = ["add_subcommand"]
 
@@ -174,9 +174,9 @@ def _run_to_file(args: argparse.Namespace, items: list) -> int:
 
 def add_subcommand(subparsers) -> argparse.ArgumentParser:
     """Add ``predict`` to the ``avperceive`` command line."""
-    p = subparsers.add_parser(
-        "predict",
-        help="predict with a registered model on media files",
+    p = add_command(
+        subparsers, "predict", _run,
+        summary="predict with a registered model on media files",
         description="Run a registered model on media files with its own preprocessing. Files that fail to "
         "decode are reported and skipped; exit status 1 if any failed, 2 on a usage or model error.",
     )
@@ -195,5 +195,4 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
                    help="write JSON lines to this file (input order; resumable; sharded under torchrun)")
     p.add_argument("--retry-failed", action="store_true",
                    help="with --out: predict again the files recorded as failed")
-    p.set_defaults(func=_run)
     return p
