@@ -1,8 +1,9 @@
 """The ``avperceive`` command line: ``describe``, ``predict``, ``convert``, ``models``, ``--version``.
 
 One package holds the whole command line; each sub-command lives in its own module
-(:mod:`.describe`, :mod:`.predict`, :mod:`.convert`, :mod:`.models`) and adds itself with
-``add_subcommand(subparsers)``. Nothing below this layer imports it (only ``avperceive/__main__.py``).
+(:mod:`.describe`, :mod:`.predict`, :mod:`.convert`, :mod:`.models`) and declares ``SUMMARY``,
+``DESCRIPTION``, ``add_arguments(parser)`` and ``run(args)`` (which returns the exit status);
+:func:`build_parser` adds each. Nothing below this layer imports it (only ``avperceive/__main__.py``).
 
 Exit status, the same for every sub-command (``docs/cli.md``):
 
@@ -20,12 +21,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from ..errors import AvperceiveError, one_line
 
 __all__ = [
-    "main", "build_parser", "add_command", "files_exit_status",
+    "main", "build_parser", "files_exit_status",
     "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_BROKEN_PIPE",
 ]  # fmt: skip
 
@@ -39,18 +40,6 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 #: stdout closed early (``avperceive models --json | head``): 128 + SIGPIPE, as a shell reports it.
 EXIT_BROKEN_PIPE = 141
-
-
-def add_command(
-    subparsers, name: str, run: Callable[[argparse.Namespace], int | None], *, summary: str, description: str
-) -> argparse.ArgumentParser:
-    """The parser of sub-command ``name``, which :func:`main` runs as ``run(args)``; add its arguments to it.
-
-    ``summary`` is the one line ``avperceive --help`` lists; ``description`` heads ``avperceive NAME --help``.
-    """
-    parser = subparsers.add_parser(name, help=summary, description=description)
-    parser.set_defaults(func=run)
-    return parser
 
 
 def files_exit_status(done: int, failed: int, *, incomplete: bool = False) -> int:
@@ -79,8 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"avperceive {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (describe, predict, convert, models):
-        module.add_subcommand(sub)
+    for name, module in (("describe", describe), ("predict", predict), ("convert", convert), ("models", models)):
+        command = sub.add_parser(name, help=module.SUMMARY, description=module.DESCRIPTION)
+        module.add_arguments(command)
+        command.set_defaults(func=module.run)
     return parser
 
 

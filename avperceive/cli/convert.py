@@ -28,9 +28,12 @@ from ..hub.convert import ConvertedCheckpoint, convert_checkpoint, converter_inf
 from ..hub.mixin import CONFIG_NAME, WEIGHTS_NAME
 from ..models import create_model, list_models
 from ..state_dict import load_state_dict_strict
-from . import EXIT_OK, add_command
+from . import EXIT_OK
 
-__all__ = ["add_subcommand", "convert_to_folder", "build_target", "target_of", "DEFAULT_TARGETS"]
+__all__ = [
+    "SUMMARY", "DESCRIPTION", "add_arguments", "run",
+    "convert_to_folder", "build_target", "target_of", "DEFAULT_TARGETS",
+]
 
 #: files larger than this get a progress bar while they are read.
 LARGE_FILE_BYTES = 32 * 1024 * 1024
@@ -138,7 +141,7 @@ def _parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     if args.list:
         for kind, desc in list_converters().items():
             arch = target_of(kind)
@@ -183,14 +186,17 @@ def _load_hint(target: str, out: Path) -> str:
     )
 
 
-def add_subcommand(subparsers) -> argparse.ArgumentParser:
-    """Add ``convert`` to the ``avperceive`` command line."""
-    p = add_command(
-        subparsers, "convert", _run,
-        summary="convert an official checkpoint to config.json + model.safetensors",
-        description="Convert a reference checkpoint (.pt/.pth/.ckpt/.safetensors) of KIND into an avperceive "
-        "folder, validated strictly against the target model. Never unpickles arbitrary objects.",
-    )
+#: the line ``avperceive --help`` shows for ``convert``.
+SUMMARY = "convert an official checkpoint to config.json + model.safetensors"
+#: the heading of ``avperceive convert --help``.
+DESCRIPTION = (
+    "Convert a reference checkpoint (.pt/.pth/.ckpt/.safetensors) of KIND into an avperceive "
+    "folder, validated strictly against the target model. Never unpickles arbitrary objects."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``avperceive convert``."""
     p.add_argument("kind", nargs="?", help="converter kind (see --list)")
     p.add_argument("src", nargs="?", help="reference checkpoint file")
     p.add_argument("out_dir", nargs="?", help="output folder (config.json + model.safetensors)")
@@ -199,4 +205,3 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="constructor argument override (JSON value)")
     p.add_argument("--force", action="store_true", help="overwrite an existing OUT_DIR/model.safetensors")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p

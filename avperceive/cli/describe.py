@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, one_line
-from . import add_command, files_exit_status
+from . import files_exit_status
 
-__all__ = ["add_subcommand"]
+__all__ = ["SUMMARY", "DESCRIPTION", "add_arguments", "run"]
 
 
 def _check_writable_file(path: Path) -> None:
@@ -57,7 +57,7 @@ def _plot_targets(plot: str | None, items: list) -> list[Path | None]:
     return [out / f"{Path(str(item)).name}.png" for item in items]
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..analysis.describe import DescribeFailure, describe_many, expand_media_paths
 
     if args.start < 0 or (args.duration is not None and args.duration <= 0) or args.max_lag <= 0:
@@ -90,14 +90,17 @@ def _run(args: argparse.Namespace) -> int:
     return files_exit_status(len(items) - failures, failures)
 
 
-def add_subcommand(subparsers) -> argparse.ArgumentParser:
-    """Add the ``describe`` parser to the ``avperceive`` command's sub-parsers."""
-    p = add_command(
-        subparsers, "describe", _run,
-        summary="describe media files: Schaeffer type, onsets, motion peaks, audio-video sync",
-        description="Weight-free perceptual description of audio, video or audio-video files. Files that "
-        "cannot be read are reported on stderr and skipped; exit status 1 if any failed, 2 on a usage error.",
-    )
+#: the line ``avperceive --help`` shows for ``describe``.
+SUMMARY = "describe media files: Schaeffer type, onsets, motion peaks, audio-video sync"
+#: the heading of ``avperceive describe --help``.
+DESCRIPTION = (
+    "Weight-free perceptual description of audio, video or audio-video files. Files that "
+    "cannot be read are reported on stderr and skipped; exit status 1 if any failed, 2 on a usage error."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``avperceive describe``."""
     p.add_argument("paths", nargs="+", metavar="PATH", help="media files or folders (their media files)")
     p.add_argument("--json", action="store_true", help="one JSON object per line (JSONL), one line per file")
     p.add_argument("--plot", metavar="OUT",
@@ -106,4 +109,3 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="seconds to analyse (default: to the end)")
     p.add_argument("--max-lag", type=float, default=0.5, help="largest audio-video lag searched (s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (shown on a terminal for several files)")
-    return p

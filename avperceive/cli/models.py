@@ -22,9 +22,12 @@ import torch
 
 from ..errors import ConfigError
 from ..models import create_model, get_pretrained_cfg, list_models
-from . import EXIT_OK, EXIT_SOME_FAILED, add_command
+from . import EXIT_OK, EXIT_SOME_FAILED
 
-__all__ = ["add_subcommand", "ModelInfo", "model_info", "weights_status", "count_parameters_on_meta"]
+__all__ = [
+    "SUMMARY", "DESCRIPTION", "add_arguments", "run",
+    "ModelInfo", "model_info", "weights_status", "count_parameters_on_meta",
+]
 
 _WILDCARDS = set("*?[")
 
@@ -150,7 +153,7 @@ def _matching(pattern: str, pretrained: bool) -> list[str]:
     return names
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     infos = [model_info(name) for name in _matching(args.pattern, args.pretrained)]
     if args.json:
         print(json.dumps([info.to_dict() for info in infos], indent=2))
@@ -171,15 +174,17 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
-def add_subcommand(subparsers) -> argparse.ArgumentParser:
-    """Add ``models`` to the ``avperceive`` command line."""
-    p = add_command(
-        subparsers, "models", _run,
-        summary="list registered models: task, parameters, input, weights",
-        description="List registered models with their task, parameter count, expected input and weights "
-        "status. A PATTERN without wildcards matches as a substring; one that matches nothing exits 2.",
-    )
+#: the line ``avperceive --help`` shows for ``models``.
+SUMMARY = "list registered models: task, parameters, input, weights"
+#: the heading of ``avperceive models --help``.
+DESCRIPTION = (
+    "List registered models with their task, parameter count, expected input and weights "
+    "status. A PATTERN without wildcards matches as a substring; one that matches nothing exits 2."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``avperceive models``."""
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter ('dgsct*') or a substring ('tiny')")
     p.add_argument("--pretrained", action="store_true", help="one row per weight set (arch.tag)")
     p.add_argument("--json", action="store_true", help="print a JSON list (exact counts)")
-    return p

@@ -37,9 +37,9 @@ from ..inference import (
     merge_results,
     predict_to_part,
 )
-from . import add_command, files_exit_status
+from . import files_exit_status
 
-__all__ = ["add_subcommand"]
+__all__ = ["SUMMARY", "DESCRIPTION", "add_arguments", "run"]
 
 
 def _pretrained_arg(value: str | None):
@@ -57,7 +57,7 @@ def _untrained_line(model: str) -> str:
             "pass --pretrained SRC")
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     if args.num_workers is not None and args.num_workers < 0:
         raise ConfigError(f"--num-workers must be >= 0, got {args.num_workers}")
     items = expand_inputs(args.paths)
@@ -172,14 +172,17 @@ def _run_to_file(args: argparse.Namespace, items: list) -> int:
     return files_exit_status(summary.predicted, summary.failed, incomplete=bool(summary.missing))
 
 
-def add_subcommand(subparsers) -> argparse.ArgumentParser:
-    """Add ``predict`` to the ``avperceive`` command line."""
-    p = add_command(
-        subparsers, "predict", _run,
-        summary="predict with a registered model on media files",
-        description="Run a registered model on media files with its own preprocessing. Files that fail to "
-        "decode are reported and skipped; exit status 1 if any failed, 2 on a usage or model error.",
-    )
+#: the line ``avperceive --help`` shows for ``predict``.
+SUMMARY = "predict with a registered model on media files"
+#: the heading of ``avperceive predict --help``.
+DESCRIPTION = (
+    "Run a registered model on media files with its own preprocessing. Files that fail to "
+    "decode are reported and skipped; exit status 1 if any failed, 2 on a usage or model error."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``avperceive predict``."""
     p.add_argument("paths", nargs="+", help="media files or folders")
     p.add_argument("--model", required=True, help="registered model name (avperceive models)")
     p.add_argument("--pretrained", help="weights: true, hf-hub:org/repo[@rev], local-dir:/path, folder or file")
@@ -195,4 +198,3 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
                    help="write JSON lines to this file (input order; resumable; sharded under torchrun)")
     p.add_argument("--retry-failed", action="store_true",
                    help="with --out: predict again the files recorded as failed")
-    return p
