@@ -429,6 +429,7 @@ def _ave_input(size: int, sample_rate: int, frontend: str, tile_to: int) -> dict
         "mean": list(IMAGENET_MEAN),
         "std": list(IMAGENET_STD),
         "audio_frontend": frontend,  # computed inside the model (HTS-AT log-mel, float32)
+        "audio_dtype": "float32",  # so the waveform reaches that front-end unrounded in a bf16/fp16 model
         "audio_steps": [{"op": "tile", "samples": tile_to}],
     }
 
