@@ -91,7 +91,9 @@ class InputSpec:
             _check_op(op, EXTRA_INPUTS, f"{name}: extra_inputs[{key!r}]")
         audio_dtype = cfg.get("audio_dtype")
         if audio_dtype is not None and audio_dtype not in AUDIO_DTYPES:
-            raise ConfigError(f"{name}: audio_dtype must be one of {sorted(AUDIO_DTYPES)} or absent, got {audio_dtype!r}")
+            raise ConfigError(
+                f"{name}: audio_dtype must be one of {sorted(AUDIO_DTYPES)} or absent, got {audio_dtype!r}"
+            )
         size = cfg["size"]
         return cls(
             task=task,
