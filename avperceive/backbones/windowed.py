@@ -155,7 +155,7 @@ class WindowAttention(nn.Module, ABC):
         )
         nw = bias.shape[1] // self.num_heads
         q, k, v = (rearrange(t, "(b nw) h n d -> b (nw h) n d", nw=nw) for t in (q, k, v))
-        out = attend(q, k, v, bias=bias, scale=scale, impl=self.attn_impl)
+        out = attend(q, k, v, bias=bias, scale=scale, impl=self.attn_impl, bf16_matmul=True)
         return self.proj(rearrange(out, "b (nw h) n d -> (b nw) n (h d)", nw=nw))
 
 
