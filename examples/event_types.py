@@ -7,7 +7,12 @@
    videos only one layer gets right (Table 3).
 4. Run the full (tiny) audio-video model on random media tensors and get its localisation maps.
 
-    python examples/event_types.py        # ~10 s on a laptop CPU
+    python examples/event_types.py
+
+Measured on a 2-core x86-64 CPU shared with other jobs, ``OMP_NUM_THREADS=1``: 3.7 s user + 0.3 s
+sys CPU (8 s wall). Each specific head is best on its own clip type (instant head 0.79 on instant
+clips, onset head 0.93 on rhythmic clips; 6 classes, chance 0.17), and the union of the heads' labels
+(2.6 labels per clip) holds the true label for 93 % of clips.
 """
 
 from __future__ import annotations

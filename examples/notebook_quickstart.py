@@ -1,7 +1,8 @@
 """Notebook quick start: list models, build one, predict on a clip, save / reload, convert.
 
-Runs on CPU in well under a minute with the -tiny models (random weights: the labels are not
-meaningful, the plumbing is). Run as ``python examples/notebook_quickstart.py`` or cell by cell.
+Runs on CPU in seconds with the -tiny models (random weights: the labels are not meaningful, the
+plumbing is). Run as ``python examples/notebook_quickstart.py`` or cell by cell. Measured on a
+2-core x86-64 CPU shared with other jobs, ``OMP_NUM_THREADS=1``: 2.2 s user + 0.2 s sys CPU (6 s wall).
 """
 
 # %% Imports and the media fixture shipped with the tests

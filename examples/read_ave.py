@@ -4,6 +4,8 @@
 
 AVE_ROOT holds Annotations.txt and the split files (default: the copy in tests/data/ave);
 VIDEO_DIR holds <VideoID>.mp4 (optional; missing or broken files are skipped and reported).
+Measured on a 2-core x86-64 CPU shared with other jobs, ``OMP_NUM_THREADS=1``, annotations only:
+2.4 s user + 0.2 s sys CPU (6 s wall).
 """
 
 import sys
