@@ -94,9 +94,15 @@ class WindowAttention(nn.Module, ABC):
     For the fused path the windows are folded into the head axis (``(B, nW·heads, N, d)``) so that
     the 4-D inputs keep SDPA on its fused kernels, with the bias ``(1, nW·heads, N, N)`` broadcast
     over the batch; the reference path runs the same call written out.
+
+    ``bf16_matmul_logits`` (class attribute): whether bfloat16 CPU inference may round the logits
+    to bfloat16 (:func:`~avperceive.nn.attention.attend`'s ``bf16_matmul`` route for short
+    windows). True for scaled dot-product logits (Swin-V1 / HTS-AT, a few units in size); a
+    variant whose logits are large (Swin-V2: logit scale up to 100 plus a bias up to 16) sets it False.
     """
 
     proj: nn.Linear
+    bf16_matmul_logits: bool = True
 
     def __init__(self, dim: int, window: tuple[int, int], num_heads: int, attn_impl: AttnImpl = "fused"):
         super().__init__()
@@ -155,7 +161,7 @@ class WindowAttention(nn.Module, ABC):
         )
         nw = bias.shape[1] // self.num_heads
         q, k, v = (rearrange(t, "(b nw) h n d -> b (nw h) n d", nw=nw) for t in (q, k, v))
-        out = attend(q, k, v, bias=bias, scale=scale, impl=self.attn_impl, bf16_matmul=True)
+        out = attend(q, k, v, bias=bias, scale=scale, impl=self.attn_impl, bf16_matmul=self.bf16_matmul_logits)
         return self.proj(rearrange(out, "b (nw h) n d -> (b nw) n (h d)", nw=nw))
 
 
