@@ -18,15 +18,25 @@ segment with the decided class, its probability and whether the segment lies ins
 segments. For clip classifiers: the top-k labels with probabilities and the decided label.
 ``Prediction.weights`` says where the weights come from; untrained weights raise an
 :class:`UntrainedWeightsWarning` once per call.
+
+Throughput: files are decoded and put through the front-ends in ``num_workers`` threads (or
+DataLoader worker processes; :func:`default_num_workers`) while the model runs, results in input order.
+Scale-out: :func:`predict_to_part` predicts one process's :func:`shard` of the files into its own
+JSON-lines part file, skipping files already recorded (resumable); :func:`merge_results` joins the
+parts in input order (``torchrun -m avperceive predict ... --out results.jsonl``).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
 import warnings
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +45,7 @@ import torch
 from .errors import ConfigError, MediaError
 from .io import AVClip
 from .models.contract import UNTRAINED, AVModel
-from .models.inputs import InputSpec, decode_for, prepare_inputs
+from .models.inputs import InputSpec, ModelInputs, decode_for, prepare_inputs
 
 __all__ = [
     "predict",
@@ -48,6 +58,14 @@ __all__ = [
     "InputSpec",
     "UntrainedWeightsWarning",
     "expand_inputs",
+    "default_num_workers",
+    "shard",
+    "part_path",
+    "read_results",
+    "recorded_sources",
+    "predict_to_part",
+    "merge_results",
+    "MergeSummary",
     "resolve_device",
     "resolve_dtype",
     "MEDIA_SUFFIXES",
@@ -219,15 +237,22 @@ class PredictionFailure:
 
 @dataclass
 class PredictTimings:
-    """Seconds spent in each stage (filled in by :func:`iter_predict` when passed ``timings=``)."""
+    """Seconds spent in each stage (filled in by :func:`iter_predict` when passed ``timings=``).
+
+    ``decode`` sums the decoding time of every file, wherever it ran (in the decoding workers it
+    overlaps the model); ``wait`` is the time the main process waited for decoded files (equal to
+    ``decode`` without workers, near zero when the workers keep ahead of the model).
+    """
 
     decode: float = 0.0
     frontend: float = 0.0
     model: float = 0.0
+    wait: float = 0.0
     clips: int = 0
 
     def to_dict(self) -> dict[str, float]:
-        return {"decode_s": self.decode, "frontend_s": self.frontend, "model_s": self.model, "clips": self.clips}
+        return {"decode_s": self.decode, "frontend_s": self.frontend, "model_s": self.model, "wait_s": self.wait,
+                "clips": self.clips}
 
 
 # -- arguments --------------------------------------------------------------------------------------
@@ -344,10 +369,19 @@ def _read_ave(model: AVModel, outputs, valid: torch.Tensor):
     return labels, score, clip_probs, k
 
 
-def _run_batch(model: AVModel, spec: InputSpec, items, clips, topk: int, timings) -> list[Prediction]:
+def _join_inputs(parts: Sequence[ModelInputs], device: torch.device, dtype: torch.dtype) -> ModelInputs:
+    """Per-clip model inputs (batch 1 each, float32 on the CPU) -> one batch on ``device`` / ``dtype``."""
+    video = torch.cat([p.video for p in parts]).to(device=device, dtype=dtype)
+    audio = torch.cat([p.audio for p in parts]).to(device=device, dtype=dtype)
+    extra = {k: torch.cat([p.extra[k] for p in parts]).to(device) for k in parts[0].extra}
+    return ModelInputs(video, audio, extra, torch.cat([p.valid for p in parts]))
+
+
+def _run_batch(model: AVModel, spec: InputSpec, items, prepared: Sequence[_Prepared], topk: int,
+               timings) -> list[Prediction]:
     device, dtype = _model_device_dtype(model)
     t0 = time.perf_counter()
-    inputs = prepare_inputs(clips, spec, device=device, dtype=dtype)
+    inputs = _join_inputs([p.inputs for p in prepared], device, dtype)
     t1 = time.perf_counter()
     with torch.inference_mode():
         outputs = model(inputs.video, inputs.audio, **inputs.extra)
@@ -357,10 +391,10 @@ def _run_batch(model: AVModel, spec: InputSpec, items, clips, topk: int, timings
     if timings is not None:
         timings.frontend += t1 - t0
         timings.model += t2 - t1
-        timings.clips += len(clips)
+        timings.clips += len(prepared)
     name = model.architecture or type(model).__name__
     common = [dict(source=_source_name(i), model=name, task=spec.task, has_video=c.has_video,
-                   has_audio=c.has_audio, weights=model.weights_source) for i, c in zip(items, clips)]
+                   has_audio=c.has_audio, weights=model.weights_source) for i, c in zip(items, prepared)]
     results: list[Prediction] = []
     if spec.task == "ave":
         labels, score, clip_probs, k = _read_ave(model, outputs, inputs.valid)
@@ -395,6 +429,110 @@ def _run_batch(model: AVModel, spec: InputSpec, items, clips, topk: int, timings
     return results
 
 
+def default_num_workers(num_items: int, *, processes_per_machine: int = 1) -> int:
+    """Decoding workers used when ``num_workers=None``: 0 for a single file, else ``min(4, CPUs - 1)``, at least 1.
+
+    ``CPUs`` is this process's share of the machine (the CPUs it may run on divided by
+    ``processes_per_machine``, e.g. torchrun's ``LOCAL_WORLD_SIZE``); one of them is left to the
+    main process (batching + model). Four workers keep the model fed when decoding takes ~4x the
+    model's time per file; more only add memory (see ``docs/predict.md``).
+    """
+    if num_items <= 1:
+        return 0
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cpus // max(1, processes_per_machine) - 1))
+
+
+@dataclass
+class _Prepared:
+    """One input decoded and through the front-ends (made in a worker, read in the main process), or why not."""
+
+    index: int
+    inputs: ModelInputs | None  # batch of one, float32 on the CPU; None when the file failed
+    has_video: bool = True
+    has_audio: bool = True
+    reason: str = ""  # why the file failed
+    config_error: str = ""  # a configuration error (raised as ConfigError by the main process)
+    decode_s: float = 0.0
+    frontend_s: float = 0.0
+
+
+def _prepare_one(index: int, item: str | AVClip, spec: InputSpec, on_error: str) -> _Prepared:
+    """Decode ``item`` and run the front-ends (:func:`prepare_inputs`) on it alone.
+
+    A :class:`MediaError` becomes a failure record (so it crosses process boundaries without pickling
+    the exception); any other decoding exception too when ``on_error="skip"``, so one odd file never
+    stops a long run; a :class:`ConfigError` is carried as text and raised by the main process.
+    """
+    t0 = time.perf_counter()
+    try:
+        clip = decode_for(item, spec)
+        t1 = time.perf_counter()
+        inputs = prepare_inputs([clip], spec)
+    except ConfigError as err:
+        return _Prepared(index, None, config_error=str(err))
+    except MediaError as err:
+        return _Prepared(index, None, reason=err.reason, decode_s=time.perf_counter() - t0)
+    except Exception as err:  # noqa: BLE001  (an unexpected decoder error is still one file's failure)
+        if on_error == "raise":
+            raise
+        return _Prepared(index, None, reason=f"decoding raised {type(err).__name__}: {err}",
+                         decode_s=time.perf_counter() - t0)
+    return _Prepared(index, inputs, clip.has_video, clip.has_audio, decode_s=t1 - t0,
+                     frontend_s=time.perf_counter() - t1)
+
+
+class _PrepareDataset(torch.utils.data.Dataset):
+    """``items[i]`` decoded and prepared for ``spec`` (map-style: the DataLoader keeps input order)."""
+
+    def __init__(self, items: Sequence[str | AVClip], spec: InputSpec, on_error: str):
+        self.items, self.spec, self.on_error = list(items), spec, on_error
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> _Prepared:
+        return _prepare_one(index, self.items[index], self.spec, self.on_error)
+
+
+def _no_collate(sample: _Prepared) -> _Prepared:
+    return sample
+
+
+def _prepared_stream(items, spec: InputSpec, on_error: str, num_workers: int, workers: str) -> Iterator[_Prepared]:
+    """``items`` decoded and prepared, in input order: in this thread, or in ``num_workers`` threads
+    (``workers="thread"``) / DataLoader worker processes (``"process"``) working ahead while the caller
+    runs the model."""
+    if num_workers == 0:
+        for i, item in enumerate(items):
+            yield _prepare_one(i, item, spec, on_error)
+        return
+    if workers == "thread":
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(num_workers, thread_name_prefix="avperceive-decode") as pool:
+            ahead: deque = deque()
+            it = iter(enumerate(items))
+            for i, item in it:  # keep 2 files per thread in flight, the DataLoader's default prefetch
+                ahead.append(pool.submit(_prepare_one, i, item, spec, on_error))
+                if len(ahead) >= 2 * num_workers:
+                    break
+            while ahead:
+                done = ahead.popleft().result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    ahead.append(pool.submit(_prepare_one, *nxt, spec, on_error))
+                yield done
+        return
+    # spawn, not fork: a worker forked after the parent ran MKL / OpenMP from several threads can spin
+    # forever in MKL's allocator (seen here in the FFT of the audio front-end).
+    loader = torch.utils.data.DataLoader(
+        _PrepareDataset(items, spec, on_error), batch_size=None, shuffle=False, num_workers=num_workers,
+        collate_fn=_no_collate, prefetch_factor=2, persistent_workers=False, multiprocessing_context="spawn",
+    )
+    yield from loader
+
+
 def iter_predict(
     inputs,
     *,
@@ -407,43 +545,63 @@ def iter_predict(
     input_cfg: dict[str, Any] | None = None,
     on_error: str = "raise",
     timings: PredictTimings | None = None,
+    num_workers: int | None = None,
+    workers: str = "thread",
 ) -> Iterator[Prediction | PredictionFailure]:
     """Yield one :class:`Prediction` per input, in order (see :func:`predict` for the arguments).
 
     With ``on_error="skip"`` a file that fails to decode yields a :class:`PredictionFailure`
-    (name + reason) and the others are still predicted; ``"raise"`` raises its :class:`MediaError`.
+    (name + reason) in its place and the others are still predicted; ``"raise"`` raises its
+    :class:`MediaError`. Decoding and the per-file front-ends run in ``num_workers`` threads (PyAV
+    and torch release the GIL) or, with ``workers="process"``, ``torch.utils.data.DataLoader``
+    worker processes (spawned), while this thread batches and runs the model; results are the same
+    as with ``num_workers=0`` (all in this thread), in the same order.
     """
     if on_error not in ("raise", "skip"):
         raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 0):
+        raise ConfigError(f"num_workers must be an int >= 0 or None (automatic), got {num_workers!r}")
+    if workers not in ("process", "thread"):
+        raise ConfigError(f"workers must be 'process' or 'thread', got {workers!r}")
     items = expand_inputs(inputs)
     net = _resolve_model(model, pretrained, resolve_device(device), resolve_dtype(dtype))
     spec = _input_spec(net, input_cfg)
     if net.weights_source == UNTRAINED:
         _warn_untrained(net)
-    pending: list[tuple[str | AVClip, AVClip]] = []
+    if num_workers is None:
+        files = sum(not isinstance(item, AVClip) for item in items)  # decoded clips need no worker
+        num_workers = default_num_workers(files)
+    pending: list[tuple[str | AVClip, _Prepared]] = []
 
     def flush() -> list[Prediction]:
         done = _run_batch(net, spec, [p[0] for p in pending], [p[1] for p in pending], topk, timings)
         pending.clear()
         return done
 
-    for item in items:
+    stream = _prepared_stream(items, spec, on_error, num_workers, workers)
+    while True:
         t0 = time.perf_counter()
-        try:
-            clip = decode_for(item, spec)
-        except MediaError as err:
+        prepared = next(stream, None)
+        if timings is not None:
+            timings.wait += time.perf_counter() - t0
+        if prepared is None:
+            break
+        if prepared.config_error:
+            raise ConfigError(prepared.config_error)
+        item = items[prepared.index]
+        if timings is not None:
+            timings.decode += prepared.decode_s
+            timings.frontend += prepared.frontend_s
+        if prepared.inputs is None:
             if on_error == "raise":
-                raise
+                raise MediaError(_source_name(item), prepared.reason)
             if pending:
                 yield from flush()
-            yield PredictionFailure(_source_name(item), err.reason)
+            yield PredictionFailure(_source_name(item), prepared.reason)
             continue
-        finally:
-            if timings is not None:
-                timings.decode += time.perf_counter() - t0
-        pending.append((item, clip))
+        pending.append((item, prepared))
         if len(pending) == batch_size:
             yield from flush()
     if pending:
@@ -461,6 +619,7 @@ def predict(
     topk: int = 5,
     input_cfg: dict[str, Any] | None = None,
     progress: bool = False,
+    num_workers: int | None = None,
 ) -> Prediction | list[Prediction]:
     """Predict with a registered model on media files or clips, with the model's own preprocessing.
 
@@ -478,6 +637,9 @@ def predict(
         topk: number of labels in :attr:`Prediction.topk`.
         input_cfg: overrides of the model's input settings.
         progress: a tqdm progress bar on stderr.
+        num_workers: threads decoding files ahead of the model (results in input order); ``0``
+            decodes in this thread. Default (``None``): 0 for one file, else ``min(4, CPUs - 1)``
+            (at least 1), see :func:`default_num_workers`.
 
     Returns:
         one :class:`Prediction` for a single path / clip; a list for a list or folder.
@@ -493,7 +655,7 @@ def predict(
     items = expand_inputs(inputs)
     results = iter_predict(
         items, model=model, pretrained=pretrained, device=device, dtype=dtype, batch_size=batch_size,
-        topk=topk, input_cfg=input_cfg,
+        topk=topk, input_cfg=input_cfg, num_workers=num_workers,
     )
     if progress:
         from tqdm.auto import tqdm
@@ -501,3 +663,140 @@ def predict(
         results = tqdm(results, total=len(items), desc="predict", unit="file", file=sys.stderr)
     out = list(results)
     return out[0] if single else out  # type: ignore[return-value]
+
+
+# -- sharded, resumable JSON-lines output (``torchrun -m avperceive predict ... --out results.jsonl``) ---------
+def shard(items: Sequence[Any], rank: int, world_size: int) -> list[Any]:
+    """Process ``rank``'s share of ``items``: every ``world_size``-th item from ``rank`` (disjoint, covering,
+    deterministic for a given order, sizes within one of each other)."""
+    if not 0 <= rank < world_size:
+        raise ConfigError(f"rank must be in [0, {world_size}), got {rank}")
+    return list(items[rank::world_size])
+
+
+def part_path(out: str | Path, rank: int, world_size: int) -> Path:
+    """The file process ``rank`` of ``world_size`` appends its results to: ``OUT.rank{r}-of-{N}.part``."""
+    out = Path(out)
+    return out.with_name(f"{out.name}.rank{rank}-of-{world_size}.part")
+
+
+def _part_files(out: Path) -> list[Path]:
+    """Every part file of ``out`` (whatever the world size that wrote it), sorted."""
+    return sorted(out.parent.glob(f"{glob_escape(out.name)}.rank*-of-*.part"))
+
+
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """The result records of a JSON-lines file; a missing file is empty.
+
+    Only complete lines (ending in a newline) that hold a JSON object with a ``"source"`` count: a
+    last line cut short by a crash (or a killed process) is ignored.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    with path.open("rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("source"), str):
+                records.append(rec)
+    return records
+
+
+def recorded_sources(out: str | Path, *, retry_failed: bool = False) -> set[str]:
+    """Sources that ``out`` or its part files already hold a result for (failures too, unless ``retry_failed``)."""
+    out = Path(out)
+    done: set[str] = set()
+    for path in [out, *_part_files(out)]:
+        done.update(r["source"] for r in read_results(path) if not (retry_failed and "error" in r))
+    return done
+
+
+def _open_part(path: Path):
+    """Open a part file for appending, first cutting a trailing partial line (left by a killed process)."""
+    if path.exists():
+        data = path.read_bytes()
+        keep = data.rfind(b"\n") + 1
+        if keep != len(data):
+            with path.open("r+b") as f:
+                f.truncate(keep)
+    return path.open("a", encoding="utf-8")
+
+
+def predict_to_part(
+    items: Sequence[str | AVClip],
+    out: str | Path,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    retry_failed: bool = False,
+    **kwargs: Any,
+) -> Iterator[Prediction | PredictionFailure]:
+    """Predict this process's shard of ``items`` into its part file, one JSON line per file, resumably.
+
+    The shard is :func:`shard` of ``items``; files ``out`` or any part file of ``out`` already holds
+    a result for are skipped (:func:`recorded_sources`), so a re-run after a crash only does the
+    rest. Each result is appended as one line (:meth:`Prediction.to_dict`, or
+    ``{"source": ..., "error": reason}`` for a file that failed) and flushed before it is yielded.
+    ``kwargs`` go to :func:`iter_predict` (``on_error`` is always ``"skip"``). Merge the parts with
+    :func:`merge_results` once every process is done.
+    """
+    out = Path(out)
+    done = recorded_sources(out, retry_failed=retry_failed)
+    todo = [item for item in shard(items, rank, world_size) if _source_name(item) not in done]
+    if not todo:
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _open_part(part_path(out, rank, world_size)) as f:
+        for result in iter_predict(todo, on_error="skip", **kwargs):
+            f.write(json.dumps(result.to_dict()) + "\n")
+            f.flush()
+            yield result
+
+
+@dataclass
+class MergeSummary:
+    """What :func:`merge_results` wrote: ``predicted`` + ``failed`` lines; ``missing`` inputs had no result."""
+
+    predicted: int
+    failed: int
+    missing: list[str]
+
+
+def merge_results(items: Sequence[str | AVClip], out: str | Path) -> MergeSummary:
+    """Write ``out``: one line per input in input order, from ``out`` (an earlier merge) and every part file.
+
+    A file recorded more than once (a failure retried, a re-run with another world size) keeps a
+    success over a failure, else the record read last (part files after ``out``). ``out`` is
+    replaced atomically, then the part files are removed. Inputs without a record are listed in
+    :attr:`MergeSummary.missing` (and absent from ``out``; a re-run predicts them).
+    """
+    out = Path(out)
+    parts = _part_files(out)
+    best: dict[str, dict[str, Any]] = {}
+    for path in [out, *parts]:
+        for rec in read_results(path):
+            old = best.get(rec["source"])
+            if old is None or "error" in old or "error" not in rec:
+                best[rec["source"]] = rec
+    predicted = failed = 0
+    missing: list[str] = []
+    tmp = out.with_name(out.name + ".merging")
+    with tmp.open("w", encoding="utf-8") as f:
+        for item in items:
+            rec = best.get(_source_name(item))
+            if rec is None:
+                missing.append(_source_name(item))
+                continue
+            failed += "error" in rec
+            predicted += "error" not in rec
+            f.write(json.dumps(rec) + "\n")
+    os.replace(tmp, out)
+    for path in parts:
+        path.unlink()
+    return MergeSummary(predicted, failed, missing)

@@ -6,6 +6,9 @@
 
 The synthetic clip has known ground truth (onset times, the sound 120 ms after the picture),
 so the printed description can be checked against it.
+
+Run time (measured on a 2-core x86-64 CPU shared with other jobs, ``OMP_NUM_THREADS=1``): about 4 s
+wall, 2 s of CPU, most of it importing torch.
 """
 
 from __future__ import annotations

@@ -29,8 +29,11 @@ print(json.dumps(model.pretrained_cfg.input, indent=1))
 # %% One-line predict: per-second labels with scores and the event / background decision
 p = avp.predict(clip_path, model=model)
 for seg in p.segments[:3]:
+    if not seg.valid:  # past the end of the clip: shown as padding, never part of an event
+        print(f"{seg.start:4.1f}-{seg.end:4.1f} s  (padding)")
+        continue
     print(f"{seg.start:4.1f}-{seg.end:4.1f} s  {seg.label:32s} score={seg.score:.3f} event={seg.is_event}")
-print("events:", p.events)
+print("events:", p.events, "| padded:", p.padded)
 print("JSON keys:", sorted(p.to_dict()))
 
 # %% The same from an AVClip you decoded yourself (at the model's sample rate)

@@ -141,3 +141,23 @@ def test_weights_status_vocabulary():
     assert weights_status(None) == "untrained"
     assert weights_status(PretrainedCfg()) == "untrained"
     assert weights_status(PretrainedCfg(hub_id="org/repo", revision="a" * 40)) == f"hf-hub:org/repo@{'a' * 40}"
+
+
+def test_files_exit_status_rule():
+    from avperceive.cli import files_exit_status
+
+    # (done, failed) -> status: the one rule describe and predict share (docs/cli.md)
+    assert [files_exit_status(d, f) for d, f in [(3, 0), (2, 1), (0, 1), (0, 3)]] == [0, 1, 2, 2]
+    assert files_exit_status(0, 0, incomplete=True) == 1  # a resumable run with files still to do
+    assert files_exit_status(0, 2, incomplete=True) == 1
+
+
+def test_predict_single_bad_file_exit_2_one_failed_of_two_exit_1(tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_text("not a video")
+    good = ROOT / "tests" / "data" / "media" / "drum_snare_hard.flac"
+    one = avperceive("predict", str(bad), "--model", "lavish-ave-tiny", "--no-progress")
+    assert one.returncode == 2 and "broken.mp4" in one.stderr and "Traceback" not in one.stderr
+    two = avperceive("predict", str(good), str(bad), "--model", "lavish-ave-tiny", "--no-progress", "--json")
+    assert two.returncode == 1 and "broken.mp4" in two.stderr
+    assert [p["source"] for p in json.loads(two.stdout)["predictions"]] == [str(good)]

@@ -94,6 +94,18 @@ def test_notebook_quickstart(tmp_path):
     out = run_documented("notebook_quickstart.py", tmp_path)
     assert "same labels after reload: True" in out
     assert "saved: ['config.json', 'model.safetensors']" in out
+    # the bundled Big Buck Bunny clip lasts one second: segments past it are padding, and no event covers them
+    assert "1.0- 2.0 s  (padding)" in out and "padded: (1.0, 10.0)" in out
+    assert re.search(r"events: \[Event\(label='[^']+', start=0\.0, end=1\.0,", out)
+
+
+def test_describe_a_clip(tmp_path):
+    out = run_documented("describe_a_clip.py", tmp_path)
+    # the synthetic clip is written with its sound 120 ms after the picture; one 25-fps frame is 40 ms
+    # (the truth line says "sound lags picture by 120 ms"; the description's estimate carries a sign)
+    lag = numbers(r"audio-video sync: sound lags picture by ([+-]\d+) ms", out)
+    assert len(lag) == 1 and abs(lag[0] - 120) <= 40
+    assert "perception type: iterative" in out
 
 
 def test_read_ave(tmp_path):

@@ -102,11 +102,11 @@ def test_start_past_end(tmp_path):
         load_clip(path, start=5.0)
 
 
-def test_cli_prints_one_line_and_exits_1(tmp_path, capsys):
+def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):
     from avperceive.cli import main
 
     path = tmp_path / "empty.mp4"
     path.write_bytes(b"")
-    assert main(["describe", str(path)]) == 1  # a file failed (docs/cli.md)
+    assert main(["describe", str(path)]) == 2  # the one file given failed: an input error (docs/cli.md)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "empty.mp4" in err[0] and "Traceback" not in err[0]

@@ -136,12 +136,13 @@ def test_cli_describe_one_line_errors_bounded(corpus, tmp_path):
             assert mentioned, case.name
 
 
-def test_cli_single_file_exit_1(corpus):
-    """One bad file alone: exit 1 (a file failed), one stderr line naming it, nothing on stdout."""
+def test_cli_single_file_exit_2(corpus):
+    """One bad file alone: exit 2 (an input error: nothing could be described), one stderr line naming it,
+    nothing on stdout."""
     pipe = next(c for c in corpus if c.name == "pipe.mp4")
     proc = _run_child([*_cli(), "describe", "--json", pipe.path], timeout=TIME_LIMIT_S)
     lines = proc.stderr.decode().strip().splitlines()
-    assert proc.returncode == 1 and proc.stdout == b""
+    assert proc.returncode == 2 and proc.stdout == b""
     assert len(lines) == 1 and pipe.path in lines[0] and "named pipe" in lines[0]
 
 

@@ -8,8 +8,11 @@ Exit status, the same for every sub-command (``docs/cli.md``):
 
 * :data:`EXIT_OK` (0) -- everything asked for was done;
 * :data:`EXIT_SOME_FAILED` (1) -- some inputs failed (each reported on stderr), the others were done;
-* :data:`EXIT_USAGE` (2) -- usage or input error: a bad option (argparse), or any error raised on
-  purpose (:class:`avperceive.errors.AvperceiveError`), printed as one line on stderr, no traceback.
+* :data:`EXIT_USAGE` (2) -- usage or input error: a bad option (argparse), any error raised on
+  purpose (:class:`avperceive.errors.AvperceiveError`), printed as one line on stderr, no traceback,
+  or input files none of which could be used (one bad file alone is an input error: nothing was done).
+
+:func:`files_exit_status` is the one rule the file-processing commands (``describe``, ``predict``) use.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ from collections.abc import Sequence
 
 from ..errors import AvperceiveError, one_line
 
-__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_BROKEN_PIPE"]
+__all__ = [
+    "main", "build_parser", "files_exit_status",
+    "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "EXIT_BROKEN_PIPE",
+]  # fmt: skip
 
 #: everything asked for was done.
 EXIT_OK = 0
@@ -33,6 +39,18 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 #: stdout closed early (``avperceive models --json | head``): 128 + SIGPIPE, as a shell reports it.
 EXIT_BROKEN_PIPE = 141
+
+
+def files_exit_status(done: int, failed: int, *, incomplete: bool = False) -> int:
+    """Exit status of a command over input files: ``done`` handled, ``failed`` reported as failed.
+
+    0 when nothing failed (and nothing is left to do); 2 (input error) when files failed and none was
+    done, e.g. the one file given cannot be read; 1 when some failed and others were done, or when a
+    resumable run left files without a result (``incomplete``).
+    """
+    if failed and not done and not incomplete:
+        return EXIT_USAGE
+    return EXIT_SOME_FAILED if failed or incomplete else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:

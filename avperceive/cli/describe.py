@@ -6,8 +6,9 @@ per line (JSONL), one line per file. A file that cannot be read is reported on s
 last line counts the failures when several files were given). ``--plot``: the timeline of one file to ``OUT``
 (PNG, SVG, PDF), or, with several files, one ``<name>.png`` per file in the folder ``OUT``;
 the destination is checked before anything is computed. Exit status: 0 when every file was
-described, 1 when some failed (one of one counts), 2 on a usage or input error (nothing to
-describe, an unwritable plot path, matplotlib missing); see ``docs/cli.md``.
+described, 1 when some failed and others were described, 2 on a usage or input error (nothing to
+describe, no file could be described -- e.g. the one file given is bad --, an unwritable plot path,
+matplotlib missing); see ``docs/cli.md``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, one_line
-from . import EXIT_OK, EXIT_SOME_FAILED
+from . import files_exit_status
 
 __all__ = ["add_subcommand"]
 
@@ -84,11 +85,9 @@ def _run(args: argparse.Namespace) -> int:
             result.plot(target)
             if not args.json:
                 print(f"timeline written to {target}")
-    if failures:
-        if len(items) > 1:
-            print(f"avperceive describe: {failures} of {len(items)} file(s) failed", file=sys.stderr)
-        return EXIT_SOME_FAILED
-    return EXIT_OK
+    if failures and len(items) > 1:
+        print(f"avperceive describe: {failures} of {len(items)} file(s) failed", file=sys.stderr)
+    return files_exit_status(len(items) - failures, failures)
 
 
 def add_subcommand(subparsers) -> argparse.ArgumentParser:

@@ -1,0 +1,226 @@
+"""predict at scale: decoding workers (same results, same order, failures kept) and the sharded,
+resumable ``--out`` JSON-lines run, on one process and under the real ``torchrun`` with 2 gloo ranks."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import avperceive
+import avperceive.inference as inference
+import avperceive.models.lavish  # noqa: F401  (registers the LAVisH models)
+from avperceive.cli import main as cli_main
+from avperceive.errors import MediaError
+from avperceive.inference import (
+    Prediction,
+    PredictionFailure,
+    default_num_workers,
+    expand_inputs,
+    iter_predict,
+    merge_results,
+    part_path,
+    read_results,
+    recorded_sources,
+    shard,
+)
+from avperceive.io import AVClip, write_clip
+
+MEDIA = Path(__file__).parent / "data" / "media"
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.filterwarnings("ignore::avperceive.inference.UntrainedWeightsWarning")
+
+
+def synthetic_clip(seed: int, seconds: float = 2.0, fps: int = 10, sr: int = 16000) -> AVClip:
+    """A small clip (64x48): a moving colour gradient and a tone whose pitch depends on ``seed``."""
+    n = int(seconds * fps)
+    t = torch.arange(n, dtype=torch.float32)[:, None, None] / fps
+    y = torch.linspace(0, 1, 48)[None, :, None]
+    x = torch.linspace(0, 1, 64)[None, None, :]
+    chans = [0.5 + 0.5 * torch.sin(2 * math.pi * (x + y + 0.3 * t) + seed + c) for c in range(3)]
+    video = (torch.stack(chans, dim=-1) * 255).to(torch.uint8)
+    samples = torch.arange(int(seconds * sr), dtype=torch.float32) / sr
+    audio = 0.3 * torch.sin(2 * math.pi * (220 + 110 * seed) * samples)[None]
+    return AVClip(video=video, frame_times=torch.arange(n, dtype=torch.float64) / fps, audio=audio,
+                  sample_rate=sr, fps=float(fps), duration=seconds, has_video=True, has_audio=True)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """Seven files, sorted: three real media files, two synthetic clips, one non-media file, one empty file."""
+    folder = tmp_path_factory.mktemp("corpus")
+    for name in ("big_buck_bunny_432_433.webm", "drum_snare_hard.flac", "smpte-2997.mp4"):
+        (folder / name).write_bytes((MEDIA / name).read_bytes())
+    write_clip(synthetic_clip(0), folder / "synth_0.mp4", preset="ultrafast")
+    write_clip(synthetic_clip(1), folder / "synth_1.mp4", preset="ultrafast")
+    (folder / "junk.mp4").write_bytes(b"this is not a media file\n" * 10)
+    (folder / "empty.wav").write_bytes(b"")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lavish3():
+    """Three 1-s segments: the same preprocessing, a third of the compute."""
+    torch.manual_seed(0)
+    return avperceive.create_model("lavish-ave-tiny", num_segments=3).eval()
+
+
+def _kinds(results) -> list[tuple[str, str]]:
+    return [(type(r).__name__, r.source) for r in results]
+
+
+# -- decoding workers --------------------------------------------------------------------------------------
+def test_workers_give_the_serial_results_in_input_order(corpus, lavish3):
+    files = expand_inputs(corpus)
+    serial = list(iter_predict(files, model=lavish3, batch_size=2, on_error="skip", num_workers=0))
+    # the failures are the two bad files, in place; everything else is predicted
+    failed = {r.source for r in serial if isinstance(r, PredictionFailure)}
+    assert failed == {str(corpus / "junk.mp4"), str(corpus / "empty.wav")}
+    assert [r.source for r in serial] == files
+    for workers in ("process", "thread"):
+        piped = list(iter_predict(files, model=lavish3, batch_size=2, on_error="skip", num_workers=2,
+                                  workers=workers))
+        assert _kinds(piped) == _kinds(serial)
+        # the same per-file inputs in the same batches through the same model in this process:
+        # identical numbers (a worker only moves where decoding and the front-ends run).
+        assert [r.to_dict() for r in piped] == [r.to_dict() for r in serial]
+
+
+def test_worker_failures_never_stop_the_run(corpus, lavish3, monkeypatch):
+    files = expand_inputs(corpus)
+    odd = str(corpus / "synth_1.mp4")
+    real = inference.decode_for
+
+    def flaky(item, spec):  # an error the decoder was not written to expect (seen by the decoding threads)
+        if item == odd:
+            raise RuntimeError("decoder hiccup")
+        return real(item, spec)
+
+    monkeypatch.setattr(inference, "decode_for", flaky)
+    results = list(iter_predict(files, model=lavish3, batch_size=3, on_error="skip", num_workers=2,
+                                workers="thread"))
+    assert [r.source for r in results] == files
+    bad = {r.source: r.reason for r in results if isinstance(r, PredictionFailure)}
+    assert set(bad) == {odd, str(corpus / "junk.mp4"), str(corpus / "empty.wav")}
+    assert "RuntimeError: decoder hiccup" in bad[odd]
+    with pytest.raises(MediaError, match="empty.wav"):  # on_error="raise": the first bad file's MediaError, named
+        list(iter_predict(files, model=lavish3, on_error="raise", num_workers=2))
+
+
+def test_default_num_workers(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert default_num_workers(1) == 0  # one file: nothing to overlap
+    assert default_num_workers(100) == 4  # min(4, 8 - 1)
+    assert default_num_workers(100, processes_per_machine=4) == 1  # 8 // 4 - 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert default_num_workers(100) == 1
+    assert default_num_workers(100, processes_per_machine=2) == 1  # never 0 for many files
+
+
+# -- shards, parts, merge ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("world", [1, 2, 3, 5])
+def test_shards_are_disjoint_and_cover_the_list(world):
+    for n in (0, 1, 4, 11):
+        items = [f"f{i:02d}" for i in range(n)]
+        parts = [shard(items, r, world) for r in range(world)]
+        flat = [x for p in parts for x in p]
+        assert sorted(flat) == items and len(flat) == len(set(flat))
+        assert max(map(len, parts)) - min(map(len, parts)) <= (1 if n else 0)
+        assert parts == [shard(items, r, world) for r in range(world)]  # deterministic
+
+
+def _line(source: str, **extra) -> str:
+    return json.dumps({"source": source, **extra}) + "\n"
+
+
+def test_parts_tolerate_a_cut_line_and_merge_in_input_order(tmp_path):
+    out = tmp_path / "res.jsonl"
+    items = [f"/d/{c}.mp4" for c in "abcdef"]
+    # an earlier merge holds a; rank 0 of 2 did c (failed) and e; rank 1 did b, then died writing d
+    out.write_text(_line("/d/a.mp4", decision="x"))
+    part_path(out, 0, 2).write_text(_line("/d/c.mp4", error="corrupt") + _line("/d/e.mp4", decision="e"))
+    part_path(out, 1, 2).write_text(_line("/d/b.mp4", decision="b") + _line("/d/d.mp4", decision="d")[:9])
+    assert [r["source"] for r in read_results(part_path(out, 1, 2))] == ["/d/b.mp4"]
+    assert recorded_sources(out) == {"/d/a.mp4", "/d/b.mp4", "/d/c.mp4", "/d/e.mp4"}
+    assert recorded_sources(out, retry_failed=True) == {"/d/a.mp4", "/d/b.mp4", "/d/e.mp4"}
+    # a later run (another world size) retried c successfully
+    part_path(out, 0, 1).write_text(_line("/d/c.mp4", decision="c"))
+    summary = merge_results(items, out)
+    recs = read_results(out)
+    assert [r["source"] for r in recs] == ["/d/a.mp4", "/d/b.mp4", "/d/c.mp4", "/d/e.mp4"]
+    assert recs[2] == {"source": "/d/c.mp4", "decision": "c"}  # the success wins over the failure
+    assert (summary.predicted, summary.failed, summary.missing) == (4, 0, ["/d/d.mp4", "/d/f.mp4"])
+    assert list(tmp_path.iterdir()) == [out]  # parts removed after the merge
+
+
+# -- the command line: one process, then torchrun with 2 gloo ranks resuming a crashed run ------------------
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _same_prediction(a: dict, b: dict) -> bool:
+    """Decisions exactly; scores to 1e-5 (the same clip in another batch: float sums in another order)."""
+    if "error" in a or "error" in b:
+        return a == b
+    keys = ("source", "model", "task", "has_video", "has_audio", "weights", "decision")
+    if any(a[k] != b[k] for k in keys) or len(a["segments"]) != len(b["segments"]):
+        return False
+    return all(
+        sa["index"] == sb["index"] and sa["valid"] == sb["valid"] and abs(sa["score"] - sb["score"]) < 1e-5
+        for sa, sb in zip(a["segments"], b["segments"])
+    )
+
+
+def test_out_single_process_then_torchrun_resumes_a_crashed_run(corpus, tmp_path_factory, capsys):
+    items = expand_inputs(corpus)
+    weights = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    avperceive.create_model("lavish-ave-tiny").save_pretrained(weights)  # the same weights in every process
+    model = ["--model", "lavish-ave-tiny", "--pretrained", f"local-dir:{weights}", "--no-progress"]
+    tmp_path = tmp_path_factory.mktemp("run")
+    ref = tmp_path / "ref.jsonl"
+    rc = cli_main(["predict", str(corpus), *model, "--out", str(ref), "--num-workers", "0"])
+    err = capsys.readouterr().err
+    assert rc == 1  # two files failed
+    assert err.count("skipped ") == 2 and "2 of 7 file(s) failed" in err
+    reference = _lines(ref)
+    assert [r["source"] for r in reference] == items
+    assert [("error" in r) for r in reference] == [Path(s).name in ("junk.mp4", "empty.wav") for s in items]
+    assert all(Prediction.from_dict(r).source == r["source"] for r in reference if "error" not in r)
+
+    # running it again finds everything recorded: nothing is predicted, the file is unchanged
+    before = ref.read_bytes()
+    assert cli_main(["predict", str(corpus), *model, "--out", str(ref)]) == 1
+    assert ref.read_bytes() == before
+
+    # the state a crash of a 2-process run leaves: rank 0 wrote one line, rank 1 one line and half of the
+    # next. Pre-recorded lines carry a marker, so the merge shows they were kept, not predicted again.
+    out = tmp_path / "out.jsonl"
+    by_source = {r["source"]: r for r in reference}
+    rank0, rank1 = shard(items, 0, 2), shard(items, 1, 2)
+    part_path(out, 0, 2).write_text(json.dumps({**by_source[rank0[0]], "resumed": True}) + "\n")
+    cut = json.dumps(by_source[rank1[1]])
+    part_path(out, 1, 2).write_text(json.dumps({**by_source[rank1[0]], "resumed": True}) + "\n" + cut[: len(cut) // 2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "avperceive", "predict", str(corpus), *model, "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
+    )
+    assert "2 of 7 file(s) failed" in proc.stderr, proc.stderr
+    assert proc.returncode == 1  # some files failed (torchrun passes the ranks' status on)
+    merged = _lines(out)
+    assert [r["source"] for r in merged] == items  # every file exactly once, in input order
+    assert [r.get("resumed", False) for r in merged] == [s in (rank0[0], rank1[0]) for s in items]
+    for got in merged:
+        want = by_source[got["source"]]
+        got = {k: v for k, v in got.items() if k != "resumed"}
+        assert _same_prediction(got, want), got["source"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "ref.jsonl"]  # parts merged and removed
