@@ -69,3 +69,24 @@ def test_audio_dtype_is_checked():
         InputSpec.from_cfg(cfg, name="toy")
     cfg.pop("audio_dtype")
     assert InputSpec.from_cfg(cfg).audio_dtype is None
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # untrained weights: only the log-mel is compared
+def test_predict_in_bf16_feeds_dgsct_the_float32_log_mel():
+    """Through ``avperceive.predict`` (its batching casts the inputs): same log-mel as in float32."""
+    seen: dict[str, torch.Tensor] = {}
+
+    def run(dtype: torch.dtype) -> None:
+        torch.manual_seed(0)
+        model = avperceive.create_model("dgsct-ave-tiny").eval()
+        hook = model.audio_backbone.frontend.register_forward_hook(
+            lambda m, a, out: seen.__setitem__(str(dtype), out.detach())
+        )
+        avperceive.predict(str(FLAC), model=model, dtype=dtype, num_workers=0)
+        hook.remove()
+
+    run(torch.float32)
+    run(torch.bfloat16)
+    want, got = seen[str(torch.float32)], seen[str(torch.bfloat16)]
+    assert got.dtype == torch.float32
+    assert rel_err(got, want) <= 1e-6  # float32 front-end on the same samples (see the test above)
