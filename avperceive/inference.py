@@ -369,10 +369,13 @@ def _read_ave(model: AVModel, outputs, valid: torch.Tensor):
     return labels, score, clip_probs, k
 
 
-def _join_inputs(parts: Sequence[ModelInputs], device: torch.device, dtype: torch.dtype) -> ModelInputs:
-    """Per-clip model inputs (batch 1 each, float32 on the CPU) -> one batch on ``device`` / ``dtype``."""
+def _join_inputs(
+    parts: Sequence[ModelInputs], device: torch.device, dtype: torch.dtype, audio_dtype: torch.dtype | None = None
+) -> ModelInputs:
+    """Per-clip model inputs (batch 1 each, float32 on the CPU) -> one batch on ``device`` / ``dtype``
+    (the audio in ``audio_dtype`` when the input config sets one, see :class:`InputSpec`)."""
     video = torch.cat([p.video for p in parts]).to(device=device, dtype=dtype)
-    audio = torch.cat([p.audio for p in parts]).to(device=device, dtype=dtype)
+    audio = torch.cat([p.audio for p in parts]).to(device=device, dtype=audio_dtype or dtype)
     extra = {k: torch.cat([p.extra[k] for p in parts]).to(device) for k in parts[0].extra}
     return ModelInputs(video, audio, extra, torch.cat([p.valid for p in parts]))
 
@@ -381,7 +384,7 @@ def _run_batch(model: AVModel, spec: InputSpec, items, prepared: Sequence[_Prepa
                timings) -> list[Prediction]:
     device, dtype = _model_device_dtype(model)
     t0 = time.perf_counter()
-    inputs = _join_inputs([p.inputs for p in prepared], device, dtype)
+    inputs = _join_inputs([p.inputs for p in prepared], device, dtype, spec.audio_dtype)
     t1 = time.perf_counter()
     with torch.inference_mode():
         outputs = model(inputs.video, inputs.audio, **inputs.extra)

@@ -60,6 +60,10 @@ class SwinV2WindowAttention(WindowAttention):
     Linear(512, heads, no bias)), ``proj``.
     """
 
+    # cosine logits scaled by up to 100 plus a continuous bias up to 16: rounded to bfloat16 they lose
+    # ~0.1 per logit (a tiny random model's bf16 autocast error went 4.0e-2 -> 6.1e-2), so SDPA keeps them float32
+    bf16_matmul_logits = False
+
     def __init__(
         self,
         dim: int,

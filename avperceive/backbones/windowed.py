@@ -94,9 +94,15 @@ class WindowAttention(nn.Module, ABC):
     For the fused path the windows are folded into the head axis (``(B, nW·heads, N, d)``) so that
     the 4-D inputs keep SDPA on its fused kernels, with the bias ``(1, nW·heads, N, N)`` broadcast
     over the batch; the reference path runs the same call written out.
+
+    ``bf16_matmul_logits`` (class attribute): whether bfloat16 CPU inference may round the logits
+    to bfloat16 (:func:`~avperceive.nn.attention.attend`'s ``bf16_matmul`` route for short
+    windows). True for scaled dot-product logits (Swin-V1 / HTS-AT, a few units in size); a
+    variant whose logits are large (Swin-V2: logit scale up to 100 plus a bias up to 16) sets it False.
     """
 
     proj: nn.Linear
+    bf16_matmul_logits: bool = True
 
     def __init__(self, dim: int, window: tuple[int, int], num_heads: int, attn_impl: AttnImpl = "fused"):
         super().__init__()
@@ -155,7 +161,7 @@ class WindowAttention(nn.Module, ABC):
         )
         nw = bias.shape[1] // self.num_heads
         q, k, v = (rearrange(t, "(b nw) h n d -> b (nw h) n d", nw=nw) for t in (q, k, v))
-        out = attend(q, k, v, bias=bias, scale=scale, impl=self.attn_impl)
+        out = attend(q, k, v, bias=bias, scale=scale, impl=self.attn_impl, bf16_matmul=self.bf16_matmul_logits)
         return self.proj(rearrange(out, "b (nw h) n d -> (b nw) n (h d)", nw=nw))
 
 
@@ -215,21 +221,41 @@ class WindowedBlock(nn.Module):
         self.register_buffer(
             "attn_mask", shifted_window_mask(self.input_resolution, self.window_size, self.shift_size), persistent=False
         )
+        order = self.window_order(self.input_resolution, self.window_size, self.shift_size)
+        self.register_buffer("window_index", order, persistent=False)
+        self.register_buffer("window_index_inverse", torch.argsort(order), persistent=False)
+
+    @staticmethod
+    def window_order(resolution: tuple[int, int], window: tuple[int, int], shift: tuple[int, int]) -> torch.Tensor:
+        """Token indices ``(H*W,)`` in shifted-window order: ``x[:, order]`` viewed as ``(B*nW, wh*ww, C)`` is
+        ``window_partition(roll(grid, (-sh, -sw)))`` (Swin's cyclic shift, Liu et al. 2021 §3.2, and the
+        partition in one gather; its inverse permutation undoes both)."""
+        h, w = resolution
+        grid = torch.arange(h * w).reshape(1, h, w, 1)
+        if shift[0] or shift[1]:
+            grid = torch.roll(grid, shifts=(-shift[0], -shift[1]), dims=(1, 2))
+        return window_partition(grid, window).reshape(-1)
 
     def window_attention(self, x: torch.Tensor) -> torch.Tensor:
         """Shifted-window attention alone (no norm): ``(B, H*W, C) -> (B, H*W, C)``."""
         h, w = self.input_resolution
         if x.ndim != 3 or x.shape[1] != h * w or x.shape[2] != self.dim:
             raise ValueError(f"{type(self).__name__}: expected (B, {h * w}, {self.dim}), got {tuple(x.shape)}")
-        grid = rearrange(x, "b (h w) c -> b h w c", h=h, w=w)
-        sh, sw = self.shift_size
-        if sh or sw:
-            grid = torch.roll(grid, shifts=(-sh, -sw), dims=(1, 2))
-        windows = self.attn(window_partition(grid, self.window_size), self.attn_mask)
-        grid = window_merge(windows, self.window_size, h, w)
-        if sh or sw:
-            grid = torch.roll(grid, shifts=(sh, sw), dims=(1, 2))
-        return rearrange(grid, "b h w c -> b (h w) c")
+        n_win = self.window_size[0] * self.window_size[1]
+        if self.attn.attn_impl == "reference":  # the operations as written: roll, partition, merge, roll back
+            grid = rearrange(x, "b (h w) c -> b h w c", h=h, w=w)
+            sh, sw = self.shift_size
+            if sh or sw:
+                grid = torch.roll(grid, shifts=(-sh, -sw), dims=(1, 2))
+            windows = self.attn(window_partition(grid, self.window_size), self.attn_mask)
+            grid = window_merge(windows, self.window_size, h, w)
+            if sh or sw:
+                grid = torch.roll(grid, shifts=(sh, sw), dims=(1, 2))
+            return rearrange(grid, "b h w c -> b (h w) c")
+        # one gather each way instead of roll + partition and merge + roll (two copies saved)
+        windows = x.index_select(1, self.window_index).view(-1, n_win, self.dim)
+        out = self.attn(windows, self.attn_mask)
+        return out.view(x.shape[0], h * w, -1).index_select(1, self.window_index_inverse)
 
     def attn_branch(self, x: torch.Tensor) -> torch.Tensor:
         """Residual of the attention sub-layer, ``(B, H*W, C)``."""

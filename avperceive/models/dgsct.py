@@ -411,10 +411,13 @@ class DGSCT(AVModel, PretrainedMixin, SegmentPredictionMixin):
 
 
 # -- registry -------------------------------------------------------------------------------------
-def ave_input_cfg(size: int, sample_rate: int, audio_frontend: str, audio_steps: list[dict]) -> dict:
+def ave_input_cfg(
+    size: int, sample_rate: int, audio_frontend: str, audio_steps: list[dict], audio_dtype: str | None = None
+) -> dict:
     """``PretrainedCfg.input`` of an AVE model: 10 one-second segments, one ImageNet-normalised frame
-    of ``size`` px per segment, audio at ``sample_rate`` through ``audio_frontend`` and ``audio_steps``."""
-    return {
+    of ``size`` px per segment, audio at ``sample_rate`` through ``audio_frontend`` and ``audio_steps``
+    (and, when given, the ``audio_dtype`` the waveform is handed over in)."""
+    cfg = {
         "task": "ave",
         "sample_rate": sample_rate,
         "segments": 10,
@@ -426,15 +429,18 @@ def ave_input_cfg(size: int, sample_rate: int, audio_frontend: str, audio_steps:
         "audio_frontend": audio_frontend,
         "audio_steps": audio_steps,
     }
+    if audio_dtype is not None:
+        cfg["audio_dtype"] = audio_dtype
+    return cfg
 
 
 def _dgsct_cfgs(size: int, tile_to: int, notes: str) -> dict[str, PretrainedCfg]:
-    # the HTS-AT log-mel is computed inside the model (float32); each 1-s segment is tiled to its input length
+    # the HTS-AT log-mel is computed inside the model in float32, so the waveform is declared float32 (it reaches
+    # that front-end unrounded in a bf16/fp16 model); each 1-s segment is tiled to the HTS-AT input length
     steps = [{"op": "tile", "samples": tile_to}]
+    input_cfg = ave_input_cfg(size, 32000, "htsat", steps, audio_dtype="float32")
     return {
-        "untrained": PretrainedCfg(
-            paper=_PAPER, input=ave_input_cfg(size, 32000, "htsat", steps), label_names=AVE_CATEGORIES, notes=notes
-        )
+        "untrained": PretrainedCfg(paper=_PAPER, input=input_cfg, label_names=AVE_CATEGORIES, notes=notes)
     }
 
 

@@ -51,6 +51,7 @@ EVENT_SPECIFIC_INPUT = {
     "mean": [0.43216, 0.394666, 0.37645],
     "std": [0.22803, 0.22145, 0.216989],
     "audio_frontend": "event-specific-logmel",
+    "audio_dtype": "float32",  # the log-mel runs inside the model: the waveform reaches it unrounded in bf16/fp16
     "logmel": dict(_LOGMEL),
     "extra_inputs": {"onset_mask": {"op": "onset-mask", "steps": 100}},
 }

@@ -18,10 +18,15 @@ describes its preprocessing completely; :class:`InputSpec` reads it:
 * ``extra_inputs`` -- further model inputs by keyword, e.g.
   ``{"onset_mask": {"op": "onset-mask", "steps": 100}}``: audio onsets per step
   (:func:`avperceive.signal.onsets.onset_mask`), for event-specific fusion;
+* ``audio_dtype`` -- ``"float32"`` when the model computes its own spectral front-end from the
+  waveform it is given (DG-SCT's HTS-AT log-mel): the audio then stays float32 whatever the model's
+  dtype, so a bfloat16 model does not see a waveform rounded to 8 significant bits (noise ~48 dB
+  below the signal in every quiet mel bin). Absent: the audio is cast to the model's dtype;
 * ``embeddings`` -- the model consumes precomputed embeddings, not media (AVMIT, SAVC): refused.
 
 The audio front-end steps compute in float32 on purpose (STFT / fbank statistics lose too much in
-16-bit formats); the result is cast to the model's dtype at the end.
+16-bit formats); the result is cast to the model's dtype at the end unless ``audio_dtype`` says
+float32.
 """
 
 from __future__ import annotations
@@ -37,13 +42,15 @@ from einops import rearrange, repeat
 from ..errors import ConfigError
 from ..io import AVClip, load_clip
 
-__all__ = ["InputSpec", "ModelInputs", "prepare_inputs", "decode_for", "AUDIO_STEPS", "EXTRA_INPUTS"]
+__all__ = ["InputSpec", "ModelInputs", "prepare_inputs", "decode_for", "AUDIO_STEPS", "EXTRA_INPUTS", "AUDIO_DTYPES"]
 
 #: audio front-end steps understood by :func:`prepare_inputs` (``op`` -> required keys).
 AUDIO_STEPS = {"tile": ("samples",), "lavish-audio-image": ("num_mel_bins", "frames", "frame_shift_ms")}
 #: extra-input operations (``op`` -> required keys).
 EXTRA_INPUTS = {"onset-mask": ("steps",)}
 _TASK_LAYOUT = {"ave": "segments", "clip-classification": "clip"}
+#: values of ``audio_dtype`` (absent / None: the model's dtype).
+AUDIO_DTYPES = {"float32": torch.float32}
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class InputSpec:
     std: tuple[float, float, float]
     audio_steps: tuple[dict[str, Any], ...] = ()
     extra_inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    audio_dtype: torch.dtype | None = None
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any], *, name: str = "model") -> InputSpec:
@@ -81,6 +89,11 @@ class InputSpec:
         extra = {k: dict(v) for k, v in (cfg.get("extra_inputs") or {}).items()}
         for key, op in extra.items():
             _check_op(op, EXTRA_INPUTS, f"{name}: extra_inputs[{key!r}]")
+        audio_dtype = cfg.get("audio_dtype")
+        if audio_dtype is not None and audio_dtype not in AUDIO_DTYPES:
+            raise ConfigError(
+                f"{name}: audio_dtype must be one of {sorted(AUDIO_DTYPES)} or absent, got {audio_dtype!r}"
+            )
         size = cfg["size"]
         return cls(
             task=task,
@@ -93,6 +106,7 @@ class InputSpec:
             std=tuple(float(s) for s in cfg.get("std", (1.0, 1.0, 1.0))),
             audio_steps=steps,
             extra_inputs=extra,
+            audio_dtype=None if audio_dtype is None else AUDIO_DTYPES[audio_dtype],
         )
 
     @property
@@ -194,7 +208,8 @@ def prepare_inputs(
     Args:
         clips: decoded clips (:func:`decode_for` gives them at the spec's rate, frames and size).
         spec: the model's :class:`InputSpec`.
-        device, dtype: where the returned floating tensors live (the front-ends run in float32 first).
+        device, dtype: where the returned floating tensors live (the front-ends run in float32 first);
+            the audio keeps ``spec.audio_dtype`` when the spec sets one.
     """
     if not clips:
         raise ConfigError("prepare_inputs needs at least one clip")
@@ -212,4 +227,5 @@ def prepare_inputs(
         extra[key] = _extra_input(wave, op, spec).to(device)
     for step in spec.audio_steps:
         audio = _audio_step(audio, step, spec)
-    return ModelInputs(video.to(device=device, dtype=dtype), audio.to(device=device, dtype=dtype), extra, valid)
+    audio_dtype = spec.audio_dtype or dtype
+    return ModelInputs(video.to(device=device, dtype=dtype), audio.to(device=device, dtype=audio_dtype), extra, valid)

@@ -47,6 +47,7 @@ from ..errors import ConfigError
 from .attention import AttnImpl, check_attn_impl
 from .latent_attention import LatentTokenAttention, latent_attention_pair
 from .tokens import check_token_pair, check_tokens
+from .weight_cache import weight_derived
 
 __all__ = [
     "DGSCTAdapter",
@@ -118,31 +119,48 @@ class GatedBottleneck(nn.Module):
     def _bn_uses_batch_statistics(self) -> bool:
         return any(bn.training or bn.running_var is None for bn in (self.bn_down, self.bn_up))
 
+    def _fold(self, dt: torch.dtype, with_bn: bool) -> tuple[torch.Tensor | None, ...]:
+        """The folded weights in ``dt``: ``(w1, b1, w2, b2, out_w, out_b)``; with ``with_bn`` the
+        BatchNorms' running statistics are folded in too, otherwise ``b1 = LN_before``'s bias term and
+        ``b2 = None``. Weight-only, so memoised for inference
+        (:func:`~avperceive.nn.weight_cache.weight_derived`)."""
+        bns = (self.bn_down, self.bn_up)
+        sources = (self.gate, self.norm_out.weight, self.norm_out.bias, self.norm_in.weight, self.norm_in.bias,
+                   self.down_weight, self.up_weight) + tuple(
+            t for bn in bns for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var))
+
+        def compute() -> tuple[torch.Tensor | None, ...]:
+            out_w = self.gate * self.norm_out.weight  # gate folded into LN_post's affine
+            out_b = self.gate * self.norm_out.bias
+            dense_down = self._dense(self.down_weight)  # [C/r, C]
+            w_down = dense_down * self.norm_in.weight  # LN_before affine folded in
+            b_down = dense_down @ self.norm_in.bias
+            w_up = self._dense(self.up_weight)
+            if not with_bn:
+                folded: tuple[torch.Tensor | None, ...] = (w_down, b_down, w_up, None, out_w, out_b)
+            else:
+                s1 = self.bn_down.weight * torch.rsqrt(self.bn_down.running_var + self.bn_down.eps)
+                s2 = self.bn_up.weight * torch.rsqrt(self.bn_up.running_var + self.bn_up.eps)
+                folded = (w_down * s1[:, None], (b_down - self.bn_down.running_mean) * s1 + self.bn_down.bias,
+                          w_up * s2[:, None], self.bn_up.bias - self.bn_up.running_mean * s2, out_w, out_b)
+            return tuple(None if t is None else t.to(dt) for t in folded)
+
+        return weight_derived(self, f"fold_{dt}_{with_bn}", sources, compute)
+
     def _folded(self, x: torch.Tensor) -> torch.Tensor:
         c = self.dim
-        eps_in, eps_out = self.norm_in.eps, self.norm_out.eps
-        out_w = self.gate * self.norm_out.weight  # gate folded into LN_post's affine
-        out_b = self.gate * self.norm_out.bias
-        dense_down = self._dense(self.down_weight)  # [C/r, C]
-        w_down = dense_down * self.norm_in.weight  # LN_before affine folded in
-        b_down = dense_down @ self.norm_in.bias
-        w_up = self._dense(self.up_weight)
-        h = F.layer_norm(x, (c,), eps=eps_in)
+        h = F.layer_norm(x, (c,), eps=self.norm_in.eps)
         if self._bn_uses_batch_statistics():  # batch statistics: BatchNorm cannot be folded
-            h = F.linear(h, w_down.to(h.dtype), b_down.to(h.dtype))
+            w_down, b_down, w_up, _, out_w, out_b = self._fold(h.dtype, with_bn=False)
+            h = F.linear(h, w_down, b_down)
             h = torch.relu(self.bn_down(h.reshape(-1, self.hidden))).reshape(*h.shape)
-            h = F.linear(h, w_up.to(h.dtype))
+            h = F.linear(h, w_up)
             h = self.bn_up(h.reshape(-1, c)).reshape(*h.shape)
         else:
-            s1 = self.bn_down.weight * torch.rsqrt(self.bn_down.running_var + self.bn_down.eps)
-            s2 = self.bn_up.weight * torch.rsqrt(self.bn_up.running_var + self.bn_up.eps)
-            w1 = w_down * s1[:, None]
-            b1 = (b_down - self.bn_down.running_mean) * s1 + self.bn_down.bias
-            w2 = w_up * s2[:, None]
-            b2 = self.bn_up.bias - self.bn_up.running_mean * s2
-            h = torch.relu(F.linear(h, w1.to(h.dtype), b1.to(h.dtype)))
-            h = F.linear(h, w2.to(h.dtype), b2.to(h.dtype))
-        return F.layer_norm(h, (c,), out_w.to(h.dtype), out_b.to(h.dtype), eps_out)
+            w1, b1, w2, b2, out_w, out_b = self._fold(h.dtype, with_bn=True)
+            h = torch.relu(F.linear(h, w1, b1))
+            h = F.linear(h, w2, b2)
+        return F.layer_norm(h, (c,), out_w, out_b, self.norm_out.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x [B, N, C] -> [B, N, C]`` (already multiplied by the gate)."""
@@ -345,26 +363,47 @@ class DGSCTAdapter(_AdapterSwitches):
         return self.bottleneck(x2), pooling_map
 
     # -- fused path ------------------------------------------------------------------------------
+    def _fused_weights(self, dt: torch.dtype) -> dict[str, torch.Tensor]:
+        """The input-independent factors of the fused path in ``dt``, memoised for inference.
+
+        ``w_tok [N, M]``, ``b_tok [N]``, ``w_ch [C, C_o]``, ``lat [K, C]``, ``w_row = W_ch 1 [C]``,
+        ``lat_ch = L W_ch [K, C_o]``, ``lat_row = L w_row [K]``, ``w_tok_mean = mean_n W_tok [M]`` and
+        ``y_bar_bias = mean(b_tok) w_row + b_ch [C]`` (see :meth:`_fused`); recomputed whenever a weight
+        changes or autograd needs them (:func:`~avperceive.nn.weight_cache.weight_derived`).
+        """
+        sources = (self.token_proj.weight, self.token_proj.bias, self.channel_proj.weight, self.channel_proj.bias,
+                   self.latent.latents)
+
+        def compute() -> dict[str, torch.Tensor]:
+            w_tok, b_tok = self.token_proj.weight.to(dt), self.token_proj.bias.to(dt)
+            w_ch, b_ch = self.channel_proj.weight.to(dt), self.channel_proj.bias.to(dt)
+            lat = self.latent.latents.to(dt)
+            w_row = w_ch.sum(dim=1)
+            return {"w_tok": w_tok, "b_tok": b_tok, "w_ch": w_ch, "b_ch": b_ch, "lat": lat, "w_row": w_row,
+                    "lat_ch": lat @ w_ch, "lat_row": lat @ w_row, "w_tok_mean": w_tok.mean(dim=0),
+                    "y_bar_bias": b_tok.mean() * w_row + b_ch}
+
+        return weight_derived(self, f"fused_weights_{dt}", sources, compute)
+
     def _fused(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dt = x.dtype
-        w_tok, b_tok = self.token_proj.weight.to(dt), self.token_proj.bias.to(dt)  # [N, M], [N]
-        w_ch, b_ch = self.channel_proj.weight.to(dt), self.channel_proj.bias.to(dt)  # [C, C_o], [C]
-        lat = self.latent.latents.to(dt)  # [K, C]
-        w_row = w_ch.sum(dim=1)  # W_ch 1, [C]
+        fw = self._fused_weights(dt)
+        w_tok, b_tok, w_ch, b_ch = fw["w_tok"], fw["b_tok"], fw["w_ch"], fw["b_ch"]  # [N, M], [N], [C, C_o], [C]
+        lat, w_row = fw["lat"], fw["w_row"]  # [K, C], W_ch 1 [C]
         # 1+2 (gather) without building Ŷ = W_tok Y W_chᵀ + b_tok w_rowᵀ + 1 b_chᵀ:
         #   L Ŷᵀ = ((L W_ch) Yᵀ) W_tokᵀ + (L w_row) b_tokᵀ + const_n  (the constant cancels in softmax_N)
         #   The keys of this softmax are the weight W_tok [N, M] (head width M, up to 4096) and the
         #   values need P b_tok as well as P W_tok, so it stays matmul + softmax here: routed through
         #   attend (SDPA, values [W_tok | b_tok]) it measured 2.4x slower at the stage-0 video size.
-        lat_y = torch.matmul(lat @ w_ch, y.transpose(1, 2))  # [B, K, M]
-        scores = torch.matmul(lat_y, w_tok.t()) + torch.outer(lat @ w_row, b_tok)  # one GEMM over (B K) rows
+        lat_y = torch.matmul(fw["lat_ch"], y.transpose(1, 2))  # [B, K, M]
+        scores = torch.matmul(lat_y, w_tok.t()) + torch.outer(fw["lat_row"], b_tok)  # one GEMM over (B K) rows
         probs = torch.softmax(scores, dim=-1)  # [B, K, N]
         #   softmax(L Ŷᵀ) Ŷ = ((P W_tok) Y) W_chᵀ + (P b_tok) w_rowᵀ + b_ch
         gathered = torch.matmul(torch.matmul(probs, w_tok), y) @ w_ch.t()
         gathered = gathered + (probs @ b_tok).unsqueeze(-1) * w_row + b_ch
         latents = lat + gathered  # L' [B, K, C]
         #   ȳ = mean_n Ŷ = (mean_n W_tok) Y W_chᵀ + mean(b_tok) w_row + b_ch
-        y_bar = (w_tok.mean(dim=0) @ y) @ w_ch.t() + b_tok.mean() * w_row + b_ch  # [B, C]
+        y_bar = (fw["w_tok_mean"] @ y) @ w_ch.t() + fw["y_bar_bias"]  # [B, C]
         # 2 (scatter): softmax_K(X L'ᵀ) L'
         x1 = x + self.latent.gate.to(dt) * self.latent.scatter(x, latents)
         # 3: mean_n[a ⊙ ReLU(W_v1 X1_n)] = a ⊙ mean_n ReLU(W_v1 X1_n)
