@@ -2,8 +2,8 @@
 
 The paper adapts the audio network of Afouras et al. ("Self-Supervised Learning of Audio-Visual
 Objects from Video", ECCV 2020) "with kernel and stride changes" so that a 10 s log-mel of 1000
-frames x 80 mel bins gives ``T = 100`` steps, one per video frame; the exact layers are not given
-(spec §4 B6). This is the documented substitute: a VGG-style stack of four blocks, each
+frames x 80 mel bins gives ``T = 100`` steps, one per video frame; the exact layers are not given.
+This is the documented substitute: a VGG-style stack of four blocks, each
 
     Conv2d(3x3, pad 1) + BN + ReLU, Conv2d(3x3, pad 1) + BN + ReLU, MaxPool2d((pool_t, pool_f))
 

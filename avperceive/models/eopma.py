@@ -40,7 +40,7 @@ __all__ = [
     "REFERENCE_BETAS",
 ]
 
-#: The reference sweep ``np.arange(0, 0.04, 0.001)`` (seeds-spec §4 A12).
+#: The reference sweep ``np.arange(0, 0.04, 0.001)`` (the authors' public EoPMA code).
 REFERENCE_BETAS: tuple[float, ...] = tuple(round(0.001 * k, 3) for k in range(40))
 
 _ORDERS = {"reference": "reference", "dgsct": "reference", "paper": "paper"}

@@ -1,7 +1,6 @@
 """Reduced-type fine-tuning of an adapter host (the SoundActions recipe) in plain PyTorch.
 
-Guo, Tørresen & Jensenius, "SoundActions" (TISMIR 2026, doi 10.5334/tismir.223), §3.2 and Table 3
-(seeds-spec §1.1.6, §4 A5, A14, A20, A22). A DG-SCT AVE model gets a new CMBS head with K = 4
+Guo, Tørresen & Jensenius, "SoundActions" (TISMIR 2026, doi 10.5334/tismir.223), §3.2 and Table 3, and the authors' public fine-tuning code. A DG-SCT AVE model gets a new CMBS head with K = 4
 (three perception types + Unknown, or Enjoyability) and is fine-tuned with:
 
 * range ``cls`` (head only; batch 16) or ``all`` (adapters + head, backbones frozen; batch 4 with 4-step
@@ -13,8 +12,8 @@ Guo, Tørresen & Jensenius, "SoundActions" (TISMIR 2026, doi 10.5334/tismir.223)
 * Adam, lr 5e-4; halve the lr when the training loss has not decreased for > 5 epochs
   (``ReduceLROnPlateau``); stop when the validation loss has not decreased for > 10 epochs;
 * 5-fold stratified cross-validation, **every fold from a fresh copy of the initial weights**
-  (the reference code's fold-to-fold leak is not reproduced, §4 A14); per-fold accuracy, mean and std;
-  metrics at the best epoch (by validation loss) and at the final epoch are both kept (§4 A22).
+  (the reference code's fold-to-fold weight leak is not reproduced); per-fold accuracy, mean and std;
+  metrics at the best epoch (by validation loss) and at the final epoch are both kept.
 
 No framework: :func:`finetune` is a plain loop that also runs under ``torchrun`` (DDP: each process
 takes its shard of every epoch's permutation, gradients are averaged by
