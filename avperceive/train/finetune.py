@@ -1,6 +1,7 @@
 """Reduced-type fine-tuning of an adapter host (the SoundActions recipe) in plain PyTorch.
 
-Guo, Tørresen & Jensenius, "SoundActions" (TISMIR 2026, doi 10.5334/tismir.223), §3.2 and Table 3, and the authors' public fine-tuning code. A DG-SCT AVE model gets a new CMBS head with K = 4
+Guo, Tørresen & Jensenius, "SoundActions" (TISMIR 2026, doi 10.5334/tismir.223), §3.2 and Table 3,
+and the authors' public fine-tuning code. A DG-SCT AVE model gets a new CMBS head with K = 4
 (three perception types + Unknown, or Enjoyability) and is fine-tuned with:
 
 * range ``cls`` (head only; batch 16) or ``all`` (adapters + head, backbones frozen; batch 4 with 4-step
