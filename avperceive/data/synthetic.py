@@ -1,8 +1,8 @@
 """Synthetic audio-video clips with known ground truth, one per Schaeffer type.
 
 Schaeffer's temporal typology as restated in the EoPMA paper (Guo, Tørresen & Jensenius,
-SoundActions, TISMIR 2026, §3): an *impulsive* sound is a short abrupt event; a *sustained* sound a long event with stable
-energy; an *iterative* sound a long event with fluctuating energy (a series of repeated
+SoundActions, TISMIR 2026, §3): an *impulsive* sound is a short abrupt event; a *sustained*
+sound a long event with stable energy; an *iterative* sound a long event with fluctuating energy (a series of repeated
 impulses). Each generated clip pairs its sound with a visual event that coincides with it,
 shifted by ``av_offset`` (the sound lags the picture by ``av_offset`` seconds), so detectors
 of type, onsets and audio-video synchronisation can be tested against exact answers:
