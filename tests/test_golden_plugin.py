@@ -43,10 +43,8 @@ def test_ordinary():
 
 def _run(folder: Path, *args: str) -> tuple[int, dict[str, str]]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    # -p no:avperceive_golden: an environment installed from an older checkout still advertises the plugin
-    # under that entry-point name; blocking it keeps the module from being registered twice.
-    cmd = [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-p", "no:avperceive_golden",
-           "-p", "avperceive.testing", "--rootdir", str(folder), str(folder / "test_x.py"), *args]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-p", "avperceive.testing",
+           "--rootdir", str(folder), str(folder / "test_x.py"), *args]
     proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=120)
     outcomes = {m[2]: m[0] for m in re.findall(r"^(PASSED|FAILED|SKIPPED|ERROR) (\S+::)?(\S+)", proc.stdout, re.M)}
     # -rA prints skips as "SKIPPED [1] test_x.py:NN: reason" without the test name: count them
