@@ -43,7 +43,7 @@ from typing import Any
 import torch
 
 from .errors import ConfigError, MediaError
-from .io import AVClip
+from .io import MEDIA_SUFFIXES, AVClip
 from .models.contract import UNTRAINED, AVModel
 from .models.inputs import InputSpec, ModelInputs, decode_for, prepare_inputs
 
@@ -72,11 +72,6 @@ __all__ = [
     "DTYPES",
 ]
 
-#: file suffixes a folder is scanned for.
-MEDIA_SUFFIXES = (
-    ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".flv",
-    ".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aiff", ".aif",
-)
 BACKGROUND = "background"
 #: label of a segment past the end of the media (its model output is kept, but it is never an event).
 PADDING = "padding"

@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import AvperceiveError
-from ..io import AVClip, load_clip
+from ..io import MEDIA_SUFFIXES, AVClip, load_clip
 from ..signal.envelopes import frame_novelty, motion_change, motion_energy, rms
 from ..signal.onsets import onset_detect, onset_strength
 
@@ -64,11 +64,6 @@ GRID_HZ = 200.0  # common time grid of the audio-video cross-correlation (5 ms)
 BASELINE_S = 0.5  # half-width of the running median the onset flux must stand out of
 BLOCK, RADIUS = 8, 4  # block matching on the analysis frames: 8x8-pixel blocks, +-4-pixel search
 NOVELTY_MEMORY_S = 0.2  # a visual change that reverts within this time is one onset (its start)
-#: file suffixes a folder is scanned for by :func:`describe_many` (the media ``predict`` reads too).
-MEDIA_SUFFIXES = (
-    ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".flv",
-    ".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aiff", ".aif",
-)
 
 
 @dataclass

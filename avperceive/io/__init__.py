@@ -2,7 +2,10 @@
 files) and writing clips back (H.264 + AAC or PCM)."""
 
 from .clip import AVClip, ClipSegments, zero_missing_modality, zero_modality
-from .load import load_clip, probe
+from .load import MEDIA_SUFFIXES, load_clip, probe
 from .write import write_clip
 
-__all__ = ["AVClip", "ClipSegments", "load_clip", "probe", "write_clip", "zero_missing_modality", "zero_modality"]
+__all__ = [
+    "AVClip", "ClipSegments", "load_clip", "probe", "write_clip", "zero_missing_modality", "zero_modality",
+    "MEDIA_SUFFIXES",
+]  # fmt: skip

@@ -29,7 +29,13 @@ import torch
 from ..errors import ConfigError, MediaError
 from .clip import AVClip, zero_modality
 
-__all__ = ["load_clip", "probe"]
+__all__ = ["load_clip", "probe", "MEDIA_SUFFIXES"]
+
+#: file suffixes that folder expansion (``describe_many``, ``predict``) looks for.
+MEDIA_SUFFIXES = (
+    ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".flv",
+    ".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aiff", ".aif",
+)
 
 Want = bool | Literal["required"]
 

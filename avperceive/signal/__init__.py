@@ -3,7 +3,7 @@
 Everything is batched torch, device- and dtype-following, and imports nothing above ``avperceive.errors``.
 """
 
-from avperceive.signal.envelopes import motion_energy, rms
+from avperceive.signal.envelopes import block_motion, frame_novelty, luma, motion_change, motion_energy, rms
 from avperceive.signal.frontends import (
     HTSATFrontend,
     KaldiFbankFrontend,
@@ -49,6 +49,10 @@ __all__ = [
     "lavish_audio_image",
     "mel_features_logmel",
     "motion_energy",
+    "luma",
+    "frame_novelty",
+    "block_motion",
+    "motion_change",
     "onset_backtrack",
     "onset_detect",
     "onset_mask",
