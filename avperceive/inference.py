@@ -19,8 +19,9 @@ segments. For clip classifiers: the top-k labels with probabilities and the deci
 ``Prediction.weights`` says where the weights come from; untrained weights raise an
 :class:`UntrainedWeightsWarning` once per call.
 
-Throughput: files are decoded and put through the front-ends in ``num_workers`` threads (or
-DataLoader worker processes; :func:`default_num_workers`) while the model runs, results in input order.
+Throughput: files are decoded in ``num_workers`` forked processes (threads where fork is not
+available; :func:`default_num_workers`, :func:`default_workers`) while this process runs the
+front-ends and the model, results in input order.
 Scale-out: :func:`predict_to_part` predicts one process's :func:`shard` of the files into its own
 JSON-lines part file, skipping files already recorded (resumable); :func:`merge_results` joins the
 parts in input order (``torchrun -m avperceive predict ... --out results.jsonl``).
@@ -59,6 +60,9 @@ __all__ = [
     "UntrainedWeightsWarning",
     "expand_inputs",
     "default_num_workers",
+    "default_workers",
+    "fork_available",
+    "WORKER_KINDS",
     "shard",
     "part_path",
     "read_results",
@@ -437,8 +441,12 @@ def default_num_workers(num_items: int, *, processes_per_machine: int = 1) -> in
     """
     if num_items <= 1:
         return 0
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(4, cpus // max(1, processes_per_machine) - 1))
+    return max(1, min(4, _cpus() // max(1, processes_per_machine) - 1))
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @dataclass
@@ -497,6 +505,116 @@ def _no_collate(sample: _Prepared) -> _Prepared:
     return sample
 
 
+@dataclass
+class _Decoded:
+    """One input decoded (in a forked decoding process, read in the main process), or why not."""
+
+    index: int
+    clip: AVClip | None  # None when the file failed
+    reason: str = ""
+    config_error: str = ""
+    decode_s: float = 0.0
+
+
+def _decode_one(index: int, item: str | AVClip, spec: InputSpec) -> _Decoded:
+    """Decode ``item`` (:func:`decode_for`) and nothing else; every exception becomes a record, never raised."""
+    t0 = time.perf_counter()
+    try:
+        clip = decode_for(item, spec)
+    except ConfigError as err:
+        return _Decoded(index, None, config_error=str(err))
+    except MediaError as err:
+        return _Decoded(index, None, reason=err.reason, decode_s=time.perf_counter() - t0)
+    except Exception as err:  # noqa: BLE001  (an unexpected decoder error is still one file's failure)
+        return _Decoded(index, None, reason=f"decoding raised {type(err).__name__}: {err}",
+                        decode_s=time.perf_counter() - t0)
+    return _Decoded(index, clip, decode_s=time.perf_counter() - t0)
+
+
+def _init_decode_worker() -> None:
+    """A forked decoding process runs one intra-op thread: it never enters the OpenMP / MKL pools the
+    parent may have started (those are not fork-safe: a forked child running the audio front-end's FFT
+    was seen spinning forever in MKL's allocator, which is why the front-ends stay in the parent)."""
+    torch.set_num_threads(1)
+
+
+#: where ``num_workers`` decoding workers run: ``"fork"`` forked processes that only decode (front-ends
+#: and model stay in the main process), ``"thread"`` threads, ``"process"`` spawned DataLoader workers.
+WORKER_KINDS = ("fork", "thread", "process")
+
+
+def default_workers() -> str:
+    """``workers=None``: ``"fork"`` where the platform can fork (Linux, macOS' ``fork`` start method), else
+    ``"thread"``. PyAV holds the GIL while decoding, so threads do not overlap decoding with the model;
+    forked processes do and start in milliseconds (spawned ones import torch first, ~2 s each)."""
+    return "fork" if fork_available() else "thread"
+
+
+def fork_available() -> bool:
+    """Whether this platform can fork decoding processes (``multiprocessing``'s ``"fork"`` start method)."""
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _forked_stream(items, spec: InputSpec, on_error: str, num_workers: int) -> Iterator[_Prepared]:
+    """``items`` decoded in ``num_workers`` forked processes (at most 2 files per process in flight, so
+    memory stays bounded), the front-ends run here, in input order. Clips already decoded
+    (:class:`AVClip`) are checked here and never cross a process boundary."""
+    import multiprocessing
+
+    pool = multiprocessing.get_context("fork").Pool(num_workers, initializer=_init_decode_worker)
+    # the decoding processes take num_workers CPUs: the front-ends and the model get the rest, at least
+    # one thread (idle intra-op threads spinning on CPUs the decoders hold made the front-ends ~4x slower)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(threads, _cpus() - num_workers)))
+    try:
+        ahead: deque = deque()
+        todo = iter(enumerate(items))
+
+        def submit(i: int, item: str | AVClip) -> None:
+            if isinstance(item, AVClip):
+                ahead.append(_decode_one(i, item, spec))
+            else:
+                ahead.append(pool.apply_async(_decode_one, (i, item, spec)))
+
+        for i, item in todo:
+            submit(i, item)
+            if len(ahead) >= 2 * num_workers:
+                break
+        while ahead:
+            head = ahead.popleft()
+            decoded: _Decoded = head if isinstance(head, _Decoded) else head.get()
+            nxt = next(todo, None)
+            if nxt is not None:
+                submit(*nxt)
+            if decoded.clip is None:
+                yield _Prepared(decoded.index, None, reason=decoded.reason, config_error=decoded.config_error,
+                                decode_s=decoded.decode_s)
+                continue
+            t1 = time.perf_counter()
+            try:
+                inputs = prepare_inputs([decoded.clip], spec)
+            except ConfigError as err:
+                yield _Prepared(decoded.index, None, config_error=str(err))
+                continue
+            except MediaError as err:
+                yield _Prepared(decoded.index, None, reason=err.reason, decode_s=decoded.decode_s)
+                continue
+            except Exception as err:  # noqa: BLE001  (as in _prepare_one)
+                if on_error == "raise":
+                    raise
+                yield _Prepared(decoded.index, None, reason=f"decoding raised {type(err).__name__}: {err}",
+                                decode_s=decoded.decode_s)
+                continue
+            yield _Prepared(decoded.index, inputs, decoded.clip.has_video, decoded.clip.has_audio,
+                            decode_s=decoded.decode_s, frontend_s=time.perf_counter() - t1)
+    finally:
+        torch.set_num_threads(threads)
+        pool.terminate()
+        pool.join()
+
+
 def _prepared_stream(items, spec: InputSpec, on_error: str, num_workers: int, workers: str) -> Iterator[_Prepared]:
     """``items`` decoded and prepared, in input order: in this thread, or in ``num_workers`` threads
     (``workers="thread"``) / DataLoader worker processes (``"process"``) working ahead while the caller
@@ -504,6 +622,9 @@ def _prepared_stream(items, spec: InputSpec, on_error: str, num_workers: int, wo
     if num_workers == 0:
         for i, item in enumerate(items):
             yield _prepare_one(i, item, spec, on_error)
+        return
+    if workers == "fork":
+        yield from _forked_stream(items, spec, on_error, num_workers)
         return
     if workers == "thread":
         from concurrent.futures import ThreadPoolExecutor
@@ -544,16 +665,24 @@ def iter_predict(
     on_error: str = "raise",
     timings: PredictTimings | None = None,
     num_workers: int | None = None,
-    workers: str = "thread",
+    workers: str | None = None,
 ) -> Iterator[Prediction | PredictionFailure]:
     """Yield one :class:`Prediction` per input, in order (see :func:`predict` for the arguments).
 
     With ``on_error="skip"`` a file that fails to decode yields a :class:`PredictionFailure`
     (name + reason) in its place and the others are still predicted; ``"raise"`` raises its
-    :class:`MediaError`. Decoding and the per-file front-ends run in ``num_workers`` threads (PyAV
-    and torch release the GIL) or, with ``workers="process"``, ``torch.utils.data.DataLoader``
-    worker processes (spawned), while this thread batches and runs the model; results are the same
-    as with ``num_workers=0`` (all in this thread), in the same order.
+    :class:`MediaError`. With ``num_workers > 0`` files are decoded ahead of the model, results in
+    input order, the same as with ``num_workers=0`` (all in this thread):
+
+    * ``workers="fork"`` (the default where the platform can fork, :func:`default_workers`):
+      ``num_workers`` forked processes only decode (:func:`decode_for`, one intra-op thread each,
+      at most two files each in flight); the front-ends and the model run in this process. An
+      unexpected decoder exception is one file's failure (raised as its :class:`MediaError` with
+      ``on_error="raise"``), never an exception across processes;
+    * ``"thread"``: decoding and the front-ends in threads (PyAV holds the GIL while decoding, so
+      this overlaps little; the fallback where fork is not available);
+    * ``"process"``: decoding and the front-ends in spawned ``torch.utils.data.DataLoader`` workers
+      (each imports torch first, ~2 s).
     """
     if on_error not in ("raise", "skip"):
         raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -561,8 +690,12 @@ def iter_predict(
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 0):
         raise ConfigError(f"num_workers must be an int >= 0 or None (automatic), got {num_workers!r}")
-    if workers not in ("process", "thread"):
-        raise ConfigError(f"workers must be 'process' or 'thread', got {workers!r}")
+    if workers is None:
+        workers = default_workers()
+    if workers not in WORKER_KINDS:
+        raise ConfigError(f"workers must be one of {', '.join(WORKER_KINDS)} (or None: automatic), got {workers!r}")
+    if workers == "fork" and not fork_available():
+        workers = "thread"
     items = expand_inputs(inputs)
     net = _resolve_model(model, pretrained, resolve_device(device), resolve_dtype(dtype))
     spec = _input_spec(net, input_cfg)
@@ -571,6 +704,16 @@ def iter_predict(
     if num_workers is None:
         files = sum(not isinstance(item, AVClip) for item in items)  # decoded clips need no worker
         num_workers = default_num_workers(files)
+    stream = _prepared_stream(items, spec, on_error, num_workers, workers)
+    try:
+        yield from _batched(net, spec, items, stream, on_error, batch_size, topk, timings)
+    finally:
+        stream.close()  # stops the decoding workers at once, also when the caller stops early or on an error
+
+
+def _batched(net: AVModel, spec: InputSpec, items, stream: Iterator[_Prepared], on_error: str, batch_size: int,
+             topk: int, timings: PredictTimings | None) -> Iterator[Prediction | PredictionFailure]:
+    """Prepared inputs in input order -> predictions (batches of ``batch_size``) and failures, in order."""
     pending: list[tuple[str | AVClip, _Prepared]] = []
 
     def flush() -> list[Prediction]:
@@ -578,7 +721,6 @@ def iter_predict(
         pending.clear()
         return done
 
-    stream = _prepared_stream(items, spec, on_error, num_workers, workers)
     while True:
         t0 = time.perf_counter()
         prepared = next(stream, None)
@@ -635,8 +777,9 @@ def predict(
         topk: number of labels in :attr:`Prediction.topk`.
         input_cfg: overrides of the model's input settings.
         progress: a tqdm progress bar on stderr.
-        num_workers: threads decoding files ahead of the model (results in input order); ``0``
-            decodes in this thread. Default (``None``): 0 for one file, else ``min(4, CPUs - 1)``
+        num_workers: processes (forked, see :func:`iter_predict`; threads where fork is not
+            available) decoding files ahead of the model (results in input order); ``0`` decodes
+            in this thread. Default (``None``): 0 for one file, else ``min(4, CPUs - 1)``
             (at least 1), see :func:`default_num_workers`.
 
     Returns:

@@ -83,7 +83,7 @@ def test_workers_give_the_serial_results_in_input_order(corpus, lavish3):
     failed = {r.source for r in serial if isinstance(r, PredictionFailure)}
     assert failed == {str(corpus / "junk.mp4"), str(corpus / "empty.wav")}
     assert [r.source for r in serial] == files
-    for workers in ("process", "thread"):
+    for workers in ("fork", "process", "thread"):
         piped = list(iter_predict(files, model=lavish3, batch_size=2, on_error="skip", num_workers=2,
                                   workers=workers))
         assert _kinds(piped) == _kinds(serial)
@@ -102,15 +102,56 @@ def test_worker_failures_never_stop_the_run(corpus, lavish3, monkeypatch):
             raise RuntimeError("decoder hiccup")
         return real(item, spec)
 
-    monkeypatch.setattr(inference, "decode_for", flaky)
-    results = list(iter_predict(files, model=lavish3, batch_size=3, on_error="skip", num_workers=2,
-                                workers="thread"))
-    assert [r.source for r in results] == files
-    bad = {r.source: r.reason for r in results if isinstance(r, PredictionFailure)}
-    assert set(bad) == {odd, str(corpus / "junk.mp4"), str(corpus / "empty.wav")}
-    assert "RuntimeError: decoder hiccup" in bad[odd]
+    monkeypatch.setattr(inference, "decode_for", flaky)  # a forked decoding process inherits the patch
+    for workers in ("thread", "fork") if inference.fork_available() else ("thread",):
+        results = list(iter_predict(files, model=lavish3, batch_size=3, on_error="skip", num_workers=2,
+                                    workers=workers))
+        assert [r.source for r in results] == files
+        bad = {r.source: r.reason for r in results if isinstance(r, PredictionFailure)}
+        assert set(bad) == {odd, str(corpus / "junk.mp4"), str(corpus / "empty.wav")}
+        assert "RuntimeError: decoder hiccup" in bad[odd]
     with pytest.raises(MediaError, match="empty.wav"):  # on_error="raise": the first bad file's MediaError, named
         list(iter_predict(files, model=lavish3, on_error="raise", num_workers=2))
+
+
+FORK_AFTER_FFT = """
+import json, sys, warnings
+import torch
+import avperceive, avperceive.models.lavish
+from avperceive.inference import PredictionFailure, expand_inputs, iter_predict
+warnings.simplefilter("ignore")
+torch.set_num_threads(2)
+torch.fft.rfft(torch.randn(64, 4096)).abs().sum()  # MKL's FFT and the OpenMP pool started in the parent
+torch.manual_seed(0)
+model = avperceive.create_model("lavish-ave-tiny", num_segments=3).eval()
+files = expand_inputs(sys.argv[1])
+runs = [list(iter_predict(files, model=model, batch_size=2, on_error="skip", num_workers=0))]
+for _ in range(2):  # the same process forks its decoding workers twice, after the FFTs of the serial run
+    runs.append(list(iter_predict(files, model=model, batch_size=2, on_error="skip", num_workers=2, workers="fork")))
+print(json.dumps([[r.to_dict() for r in run] for run in runs]))
+"""
+
+
+@pytest.mark.skipif(not inference.fork_available(), reason="the platform cannot fork")
+def test_forked_decoders_after_an_fft_in_the_parent_do_not_hang(corpus):
+    # a forked child that ran the audio front-end's FFT once spun forever in MKL's allocator: the forked
+    # workers only decode, so this must finish (the timeout turns a hang into a failure, not a stuck suite)
+    done = subprocess.run([sys.executable, "-c", FORK_AFTER_FFT, str(corpus)], capture_output=True, text=True,
+                          timeout=120, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    serial, *forked = json.loads(done.stdout.strip().splitlines()[-1])
+    files = expand_inputs(corpus)
+    assert [r["source"] for r in serial] == files
+    assert [r["source"] for r in serial if "error" in r] == [str(corpus / "empty.wav"), str(corpus / "junk.mp4")]
+    for run in forked:
+        assert [r["source"] for r in run] == files
+        assert [r.get("error") for r in run] == [r.get("error") for r in serial]  # failures in place, same reason
+        for got, want in zip(run, serial):
+            assert [s["label"] for s in got.get("segments", [])] == [s["label"] for s in want.get("segments", [])]
+            # the model ran with one intra-op thread while the decoders held the other CPU (two in the
+            # serial run): sums in another order, float32 rounding differences far below 1e-5
+            for s, t in zip(got.get("segments", []), want.get("segments", [])):
+                assert abs(s["score"] - t["score"]) < 1e-5
 
 
 def test_default_num_workers(monkeypatch):
