@@ -19,9 +19,9 @@ segments. For clip classifiers: the top-k labels with probabilities and the deci
 ``Prediction.weights`` says where the weights come from; untrained weights raise an
 :class:`UntrainedWeightsWarning` once per call.
 
-Throughput: files are decoded in ``num_workers`` forked processes (threads where fork is not
-available; :func:`default_num_workers`, :func:`default_workers`) while this process runs the
-front-ends and the model, results in input order.
+Throughput: files are decoded (and put through the front-ends) in ``num_workers`` threads, or decoded
+in forked processes (``workers="fork"``) or spawned DataLoader workers, while the model runs, results
+in input order (:func:`default_num_workers`).
 Scale-out: :func:`predict_to_part` predicts one process's :func:`shard` of the files into its own
 JSON-lines part file, skipping files already recorded (resumable); :func:`merge_results` joins the
 parts in input order (``torchrun -m avperceive predict ... --out results.jsonl``).
@@ -60,7 +60,6 @@ __all__ = [
     "UntrainedWeightsWarning",
     "expand_inputs",
     "default_num_workers",
-    "default_workers",
     "fork_available",
     "WORKER_KINDS",
     "shard",
@@ -543,13 +542,6 @@ def _init_decode_worker() -> None:
 WORKER_KINDS = ("fork", "thread", "process")
 
 
-def default_workers() -> str:
-    """``workers=None``: ``"fork"`` where the platform can fork (Linux, macOS' ``fork`` start method), else
-    ``"thread"``. PyAV holds the GIL while decoding, so threads do not overlap decoding with the model;
-    forked processes do and start in milliseconds (spawned ones import torch first, ~2 s each)."""
-    return "fork" if fork_available() else "thread"
-
-
 def fork_available() -> bool:
     """Whether this platform can fork decoding processes (``multiprocessing``'s ``"fork"`` start method)."""
     import multiprocessing
@@ -665,7 +657,7 @@ def iter_predict(
     on_error: str = "raise",
     timings: PredictTimings | None = None,
     num_workers: int | None = None,
-    workers: str | None = None,
+    workers: str = "thread",
 ) -> Iterator[Prediction | PredictionFailure]:
     """Yield one :class:`Prediction` per input, in order (see :func:`predict` for the arguments).
 
@@ -674,13 +666,14 @@ def iter_predict(
     :class:`MediaError`. With ``num_workers > 0`` files are decoded ahead of the model, results in
     input order, the same as with ``num_workers=0`` (all in this thread):
 
-    * ``workers="fork"`` (the default where the platform can fork, :func:`default_workers`):
-      ``num_workers`` forked processes only decode (:func:`decode_for`, one intra-op thread each,
-      at most two files each in flight); the front-ends and the model run in this process. An
-      unexpected decoder exception is one file's failure (raised as its :class:`MediaError` with
-      ``on_error="raise"``), never an exception across processes;
-    * ``"thread"``: decoding and the front-ends in threads (PyAV holds the GIL while decoding, so
-      this overlaps little; the fallback where fork is not available);
+    * ``workers="thread"`` (the default): decoding and the front-ends in threads (PyAV holds the
+      GIL while decoding, so this overlaps little on CPU);
+    * ``"fork"``: ``num_workers`` forked processes only decode (:func:`decode_for`, one intra-op
+      thread each, at most two files each in flight); the front-ends and the model run in this
+      process, with the intra-op threads the decoders leave free (at least one) while they run.
+      An unexpected decoder exception is one file's failure (raised as its :class:`MediaError`
+      with ``on_error="raise"``), never an exception across processes. Threads where the platform
+      cannot fork (:func:`fork_available`);
     * ``"process"``: decoding and the front-ends in spawned ``torch.utils.data.DataLoader`` workers
       (each imports torch first, ~2 s).
     """
@@ -690,10 +683,8 @@ def iter_predict(
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 0):
         raise ConfigError(f"num_workers must be an int >= 0 or None (automatic), got {num_workers!r}")
-    if workers is None:
-        workers = default_workers()
     if workers not in WORKER_KINDS:
-        raise ConfigError(f"workers must be one of {', '.join(WORKER_KINDS)} (or None: automatic), got {workers!r}")
+        raise ConfigError(f"workers must be one of {', '.join(WORKER_KINDS)}, got {workers!r}")
     if workers == "fork" and not fork_available():
         workers = "thread"
     items = expand_inputs(inputs)
@@ -760,6 +751,7 @@ def predict(
     input_cfg: dict[str, Any] | None = None,
     progress: bool = False,
     num_workers: int | None = None,
+    workers: str = "thread",
 ) -> Prediction | list[Prediction]:
     """Predict with a registered model on media files or clips, with the model's own preprocessing.
 
@@ -777,10 +769,11 @@ def predict(
         topk: number of labels in :attr:`Prediction.topk`.
         input_cfg: overrides of the model's input settings.
         progress: a tqdm progress bar on stderr.
-        num_workers: processes (forked, see :func:`iter_predict`; threads where fork is not
-            available) decoding files ahead of the model (results in input order); ``0`` decodes
-            in this thread. Default (``None``): 0 for one file, else ``min(4, CPUs - 1)``
+        num_workers: workers decoding files ahead of the model (results in input order); ``0``
+            decodes in this thread. Default (``None``): 0 for one file, else ``min(4, CPUs - 1)``
             (at least 1), see :func:`default_num_workers`.
+        workers: ``"thread"`` (default), ``"fork"`` (forked decode-only processes) or
+            ``"process"`` (spawned DataLoader workers); see :func:`iter_predict`.
 
     Returns:
         one :class:`Prediction` for a single path / clip; a list for a list or folder.
@@ -796,7 +789,7 @@ def predict(
     items = expand_inputs(inputs)
     results = iter_predict(
         items, model=model, pretrained=pretrained, device=device, dtype=dtype, batch_size=batch_size,
-        topk=topk, input_cfg=input_cfg, num_workers=num_workers,
+        topk=topk, input_cfg=input_cfg, num_workers=num_workers, workers=workers,
     )
     if progress:
         from tqdm.auto import tqdm

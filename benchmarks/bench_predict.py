@@ -4,19 +4,19 @@ Makes ``--clips`` synthetic 10-s clips (``--width`` x ``--height`` H.264 at 25 f
 moving colour gradients and a click train, written with :func:`avperceive.io.write_clip`) in a
 temporary folder, then predicts the folder with the same model in ``--rounds`` alternating rounds
 of five variants (after one warm-up of each): serial (``num_workers=0``) with ``batch_size=1`` and
-with ``--batch-size``, and with ``--num-workers`` decoding workers of the default kind (forked
-decoding processes where the platform can fork), threads and spawned DataLoader processes. Every
+with ``--batch-size``, and with ``--num-workers`` decoding workers: threads (the default kind),
+forked decode-only processes (``workers="fork"``) and spawned DataLoader processes. Every
 variant's outputs are asserted equal to the serial run's. Per variant the median over rounds is
 kept. The serial batched run's time is split into decode (``load_clip``), front-end (segments,
 normalisation, audio tiling / audio image) and model (forward under ``torch.inference_mode``).
 Prints one JSON object last:
 
-* ``clips_per_s``: clips per second with the default decoding workers (``workers_kind``), end to end;
+* ``clips_per_s``: clips per second with the default decoding workers (threads), end to end;
 * ``decode_ms_per_clip`` / ``frontend_ms_per_clip`` / ``model_ms_per_clip`` (serial run);
 * ``speedup_batching`` = serial time with batch_size 1 / with ``--batch-size``;
-* ``speedup_workers`` = serial time / time with ``--num-workers`` default workers (same clips,
-  same batch size, same outputs); ``speedup_threads`` / ``speedup_processes`` the same with worker
-  threads / spawned DataLoader worker processes;
+* ``speedup_workers`` = serial time / time with ``--num-workers`` default workers (threads; same
+  clips, same batch size, same outputs); ``speedup_forked`` / ``speedup_processes`` the same with
+  forked decode-only processes / spawned DataLoader worker processes;
 * ``load_avg``: the 1-minute load average before and after (the CPU is not ours alone when > 0.5).
 
     python benchmarks/bench_predict.py [--quick] [--clips 24] [--num-workers 2] [--model lavish-ave-tiny]
@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 import avperceive
-from avperceive.inference import PredictTimings, default_num_workers, default_workers, iter_predict
+from avperceive.inference import PredictTimings, default_num_workers, iter_predict
 from avperceive.io import AVClip, write_clip
 
 
@@ -102,8 +102,8 @@ def main() -> None:
     variants = {
         "batch1": dict(batch_size=1),
         "serial": dict(batch_size=args.batch_size),
-        "workers": dict(batch_size=args.batch_size, num_workers=workers),  # avperceive's default kind
-        "threads": dict(batch_size=args.batch_size, num_workers=workers, workers="thread"),
+        "workers": dict(batch_size=args.batch_size, num_workers=workers),  # avperceive's default kind (threads)
+        "forked": dict(batch_size=args.batch_size, num_workers=workers, workers="fork"),
         "processes": dict(batch_size=args.batch_size, num_workers=workers, workers="process"),
     }
     times: dict[str, list[float]] = {k: [] for k in variants}
@@ -142,14 +142,13 @@ def main() -> None:
         "model_ms_per_clip": 1000 * tm.model / n,
         "speedup_batching": med["batch1"] / med["serial"],
         "speedup_workers": med["serial"] / med["workers"],
-        "speedup_threads": med["serial"] / med["threads"],
+        "speedup_forked": med["serial"] / med["forked"],
         "speedup_processes": med["serial"] / med["processes"],
-        "workers_kind": default_workers(),
         "wall_s": med,
         "load_avg": [load_before, os.getloadavg()[0]],
     }
     for key in ("clips_per_s", "decode_ms_per_clip", "frontend_ms_per_clip", "model_ms_per_clip",
-                "speedup_batching", "speedup_workers", "speedup_threads", "speedup_processes"):
+                "speedup_batching", "speedup_workers", "speedup_forked", "speedup_processes"):
         print(f"{key:22s} {result[key]:.3f}")
     print(json.dumps(result))
 
