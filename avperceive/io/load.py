@@ -14,6 +14,7 @@ reads (WAV, FLAC, OGG, MP3) go through soundfile.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import math
 import os
 import stat
@@ -151,23 +152,19 @@ def _packet_end(container, streams: list, claimed: float) -> float:
 
     def scan() -> float:
         end = 0.0
-        try:
+        with contextlib.suppress(av.FFmpegError):  # a corrupt tail: what was demuxed so far is the end
             for packet in container.demux(streams):
                 if packet.pts is None or packet.time_base is None:
                     continue
                 end = max(end, float((packet.pts + max(packet.duration or 0, 0)) * packet.time_base))
-        except av.FFmpegError:
-            pass  # a corrupt tail: what was demuxed so far is the end
         return end
 
     if claimed > 0:
-        try:
+        with contextlib.suppress(av.FFmpegError):  # no seek near the claimed end: scan from the start
             container.seek(int(claimed * av.time_base), backward=True, any_frame=False)
             end = scan()
             if end > 0:
                 return end
-        except av.FFmpegError:
-            pass
     try:
         container.seek(0, backward=True, any_frame=False)
     except av.FFmpegError:
