@@ -609,7 +609,8 @@ def _forked_stream(items, spec: InputSpec, on_error: str, num_workers: int) -> I
 
 def _prepared_stream(items, spec: InputSpec, on_error: str, num_workers: int, workers: str) -> Iterator[_Prepared]:
     """``items`` decoded and prepared, in input order: in this thread, or in ``num_workers`` threads
-    (``workers="thread"``) / DataLoader worker processes (``"process"``) working ahead while the caller
+    (``workers="thread"``) / forked decode-only processes (``"fork"``, front-ends here, see
+    :func:`_forked_stream`) / DataLoader worker processes (``"process"``) working ahead while the caller
     runs the model."""
     if num_workers == 0:
         for i, item in enumerate(items):
