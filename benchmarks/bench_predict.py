@@ -60,7 +60,7 @@ def make_clip(seed: int, width: int, height: int, seconds: float = 10.0, fps: in
     )
 
 
-def run(folder: Path, model, batch_size: int, num_workers: int = 0, workers: str | None = None):
+def run(folder: Path, model, batch_size: int, num_workers: int = 0, workers: str = "thread"):
     timings = PredictTimings()
     t0 = time.perf_counter()
     results = list(iter_predict(folder, model=model, batch_size=batch_size, timings=timings,
