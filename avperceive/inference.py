@@ -19,9 +19,9 @@ segments. For clip classifiers: the top-k labels with probabilities and the deci
 ``Prediction.weights`` says where the weights come from; untrained weights raise an
 :class:`UntrainedWeightsWarning` once per call.
 
-Throughput: files are decoded (and put through the front-ends) in ``num_workers`` threads, or decoded
-in forked processes (``workers="fork"``) or spawned DataLoader workers, while the model runs, results
-in input order (:func:`default_num_workers`).
+Throughput: files are decoded in ``num_workers`` forked processes (the default where the platform can
+fork), or decoded and put through the front-ends in threads or spawned DataLoader workers, while the
+model runs, results in input order (:func:`default_num_workers`, :func:`default_worker_kind`).
 Scale-out: :func:`predict_to_part` predicts one process's :func:`shard` of the files into its own
 JSON-lines part file, skipping files already recorded (resumable); :func:`merge_results` joins the
 parts in input order (``torchrun -m avperceive predict ... --out results.jsonl``).
@@ -60,6 +60,7 @@ __all__ = [
     "UntrainedWeightsWarning",
     "expand_inputs",
     "default_num_workers",
+    "default_worker_kind",
     "fork_available",
     "WORKER_KINDS",
     "shard",
@@ -431,16 +432,20 @@ def _run_batch(model: AVModel, spec: InputSpec, items, prepared: Sequence[_Prepa
 
 
 def default_num_workers(num_items: int, *, processes_per_machine: int = 1) -> int:
-    """Decoding workers used when ``num_workers=None``: 0 for a single file, else ``min(4, CPUs - 1)``, at least 1.
+    """Decoding workers used when ``num_workers=None``: 0 for a single file, else ``min(4, CPUs - 1)``,
+    at least 2 when there are 2 CPUs or more (1 on one CPU).
 
     ``CPUs`` is this process's share of the machine (the CPUs it may run on divided by
     ``processes_per_machine``, e.g. torchrun's ``LOCAL_WORLD_SIZE``); one of them is left to the
     main process (batching + model). Four workers keep the model fed when decoding takes ~4x the
-    model's time per file; more only add memory (see ``docs/predict.md``).
+    model's time per file; more only add memory. On 2 CPUs two decoders share them with the main
+    process: decoding is ~3/4 of the serial time there, so one decoder would bound the speed-up at
+    ~1.3x, two measured 1.8x (see ``docs/predict.md``).
     """
     if num_items <= 1:
         return 0
-    return max(1, min(4, _cpus() // max(1, processes_per_machine) - 1))
+    cpus = _cpus() // max(1, processes_per_machine)
+    return max(min(4, cpus - 1), 2 if cpus >= 2 else 1)
 
 
 def _cpus() -> int:
@@ -542,6 +547,11 @@ def _init_decode_worker() -> None:
 WORKER_KINDS = ("fork", "thread", "process")
 
 
+def default_worker_kind() -> str:
+    """``workers=None`` means ``"fork"`` where the platform can fork (:func:`fork_available`), else ``"thread"``."""
+    return "fork" if fork_available() else "thread"
+
+
 def fork_available() -> bool:
     """Whether this platform can fork decoding processes (``multiprocessing``'s ``"fork"`` start method)."""
     import multiprocessing
@@ -549,37 +559,104 @@ def fork_available() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def _forked_stream(items, spec: InputSpec, on_error: str, num_workers: int) -> Iterator[_Prepared]:
-    """``items`` decoded in ``num_workers`` forked processes (at most 2 files per process in flight, so
-    memory stays bounded), the front-ends run here, in input order. Clips already decoded
-    (:class:`AVClip`) are checked here and never cross a process boundary."""
-    import multiprocessing
+#: Files each forked decoding process may have in flight (decoded clips are small: the frames the model
+#: takes, at its size, and the resampled audio).
+FORK_PREFETCH = 2
 
-    pool = multiprocessing.get_context("fork").Pool(num_workers, initializer=_init_decode_worker)
-    # the decoding processes take num_workers CPUs: the front-ends and the model get the rest, at least
-    # one thread (idle intra-op threads spinning on CPUs the decoders hold made the front-ends ~4x slower)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(threads, _cpus() - num_workers)))
+
+def _fork_executor(num_workers: int):
+    """A pool of ``num_workers`` forked decoding processes (one intra-op thread each)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_init_decode_worker)
+
+
+def _decode_alone(index: int, item: str, spec: InputSpec) -> _Decoded:
+    """Decode one file in a process of its own: the file whose decoding killed a pool's process is the
+    one that kills this one too (its failure is recorded, with the signal or exit code)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    t0 = time.perf_counter()
+    with _fork_executor(1) as solo:
+        future = solo.submit(_decode_one, index, item, spec)
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            return _Decoded(index, None, reason="the decoding process died while decoding this file "
+                            "(a crash in the decoder library)", decode_s=time.perf_counter() - t0)
+
+
+def _forked_decoded(items, spec: InputSpec, num_workers: int) -> Iterator[_Decoded]:
+    """``items`` decoded in ``num_workers`` forked processes, in input order, at most 2 files per process
+    in flight (memory stays bounded). Clips already decoded (:class:`AVClip`) are checked here and never
+    cross a process boundary. A process that dies (a segfault in a decoder library, the OOM killer)
+    breaks the pool: the files then in flight are decoded again one by one, each in a process of its
+    own, so the file that crashes is recorded as failed and the others are not lost; a fresh pool
+    takes the rest."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = _fork_executor(num_workers)
     try:
-        ahead: deque = deque()
+        ahead: deque = deque()  # (index, item, future | _Decoded)
         todo = iter(enumerate(items))
 
         def submit(i: int, item: str | AVClip) -> None:
             if isinstance(item, AVClip):
-                ahead.append(_decode_one(i, item, spec))
-            else:
-                ahead.append(pool.apply_async(_decode_one, (i, item, spec)))
+                ahead.append((i, item, _decode_one(i, item, spec)))
+                return
+            try:
+                future = pool.submit(_decode_one, i, item, spec)
+            except BrokenProcessPool as err:  # a process died since: recovered when this file is next
+                future = Future()
+                future.set_exception(err)
+            ahead.append((i, item, future))
 
         for i, item in todo:
             submit(i, item)
-            if len(ahead) >= 2 * num_workers:
+            if len(ahead) >= FORK_PREFETCH * num_workers:
                 break
         while ahead:
-            head = ahead.popleft()
-            decoded: _Decoded = head if isinstance(head, _Decoded) else head.get()
+            i, item, head = ahead.popleft()
+            try:
+                decoded: _Decoded = head if isinstance(head, _Decoded) else head.result()
+            except BrokenProcessPool:
+                _stop(pool)
+                pool = _fork_executor(num_workers)
+                decoded = _decode_alone(i, item, spec)
+                ahead = deque((j, it, f if _finished(f) else _decode_alone(j, it, spec)) for j, it, f in ahead)
             nxt = next(todo, None)
             if nxt is not None:
                 submit(*nxt)
+            yield decoded
+    finally:
+        _stop(pool)
+
+
+def _finished(f) -> bool:
+    """A decoded record, or a future that completed with one (before its pool broke)."""
+    return isinstance(f, _Decoded) or (f.done() and not f.cancelled() and f.exception() is None)
+
+
+def _stop(pool) -> None:
+    """Stop a decoding pool at once: queued files are dropped, running decoders are terminated."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        proc.terminate()
+
+
+def _forked_stream(items, spec: InputSpec, on_error: str, num_workers: int) -> Iterator[_Prepared]:
+    """``items`` decoded in forked processes (:func:`_forked_decoded`), the front-ends run here, in input order."""
+    # the decoding processes take num_workers CPUs: the front-ends and the model get the rest, at least
+    # one thread (idle intra-op threads spinning on CPUs the decoders hold made the front-ends ~4x slower)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(threads, _cpus() - num_workers)))
+    decoded_stream = _forked_decoded(items, spec, num_workers)
+    try:
+        for decoded in decoded_stream:
             if decoded.clip is None:
                 yield _Prepared(decoded.index, None, reason=decoded.reason, config_error=decoded.config_error,
                                 decode_s=decoded.decode_s)
@@ -602,9 +679,8 @@ def _forked_stream(items, spec: InputSpec, on_error: str, num_workers: int) -> I
             yield _Prepared(decoded.index, inputs, decoded.clip.has_video, decoded.clip.has_audio,
                             decode_s=decoded.decode_s, frontend_s=time.perf_counter() - t1)
     finally:
+        decoded_stream.close()  # stops the decoding processes
         torch.set_num_threads(threads)
-        pool.terminate()
-        pool.join()
 
 
 def _prepared_stream(items, spec: InputSpec, on_error: str, num_workers: int, workers: str) -> Iterator[_Prepared]:
@@ -658,7 +734,7 @@ def iter_predict(
     on_error: str = "raise",
     timings: PredictTimings | None = None,
     num_workers: int | None = None,
-    workers: str = "thread",
+    workers: str | None = None,
 ) -> Iterator[Prediction | PredictionFailure]:
     """Yield one :class:`Prediction` per input, in order (see :func:`predict` for the arguments).
 
@@ -667,14 +743,16 @@ def iter_predict(
     :class:`MediaError`. With ``num_workers > 0`` files are decoded ahead of the model, results in
     input order, the same as with ``num_workers=0`` (all in this thread):
 
-    * ``workers="thread"`` (the default): decoding and the front-ends in threads (PyAV holds the
-      GIL while decoding, so this overlaps little on CPU);
-    * ``"fork"``: ``num_workers`` forked processes only decode (:func:`decode_for`, one intra-op
-      thread each, at most two files each in flight); the front-ends and the model run in this
-      process, with the intra-op threads the decoders leave free (at least one) while they run.
-      An unexpected decoder exception is one file's failure (raised as its :class:`MediaError`
-      with ``on_error="raise"``), never an exception across processes. Threads where the platform
-      cannot fork (:func:`fork_available`);
+    * ``workers="fork"`` (the default, ``None``, where the platform can fork): ``num_workers`` forked
+      processes only decode (:func:`decode_for`, one intra-op thread each, at most two files each in
+      flight); the front-ends and the model run in this process, with the intra-op threads the
+      decoders leave free (at least one) while they run. An unexpected decoder exception is one
+      file's failure (raised as its :class:`MediaError` with ``on_error="raise"``), never an
+      exception across processes; a decoding process that dies (a decoder segfault) is replaced, the
+      file it was decoding is recorded as failed and the others are decoded again. Threads where
+      the platform cannot fork (:func:`fork_available`);
+    * ``"thread"`` (the default where the platform cannot fork): decoding and the front-ends in
+      threads (PyAV holds the GIL while decoding, so this overlaps little on CPU);
     * ``"process"``: decoding and the front-ends in spawned ``torch.utils.data.DataLoader`` workers
       (each imports torch first, ~2 s).
     """
@@ -684,6 +762,8 @@ def iter_predict(
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 0):
         raise ConfigError(f"num_workers must be an int >= 0 or None (automatic), got {num_workers!r}")
+    if workers is None:
+        workers = default_worker_kind()
     if workers not in WORKER_KINDS:
         raise ConfigError(f"workers must be one of {', '.join(WORKER_KINDS)}, got {workers!r}")
     if workers == "fork" and not fork_available():
@@ -752,7 +832,7 @@ def predict(
     input_cfg: dict[str, Any] | None = None,
     progress: bool = False,
     num_workers: int | None = None,
-    workers: str = "thread",
+    workers: str | None = None,
 ) -> Prediction | list[Prediction]:
     """Predict with a registered model on media files or clips, with the model's own preprocessing.
 
@@ -772,9 +852,10 @@ def predict(
         progress: a tqdm progress bar on stderr.
         num_workers: workers decoding files ahead of the model (results in input order); ``0``
             decodes in this thread. Default (``None``): 0 for one file, else ``min(4, CPUs - 1)``
-            (at least 1), see :func:`default_num_workers`.
-        workers: ``"thread"`` (default), ``"fork"`` (forked decode-only processes) or
-            ``"process"`` (spawned DataLoader workers); see :func:`iter_predict`.
+            (at least 2 on 2 CPUs or more), see :func:`default_num_workers`.
+        workers: ``"fork"`` (forked decode-only processes; the default, ``None``, where the platform
+            can fork), ``"thread"`` (the default elsewhere) or ``"process"`` (spawned DataLoader
+            workers); see :func:`iter_predict`.
 
     Returns:
         one :class:`Prediction` for a single path / clip; a list for a list or folder.

@@ -153,6 +153,7 @@ def worker(args: argparse.Namespace) -> None:
         elif op == "flops":
             from torch.utils.flop_counter import FlopCounterMode
 
+            _count_onednn_linear_flops()
             counter = FlopCounterMode(display=False)
             with counter:
                 forward()
@@ -162,6 +163,22 @@ def worker(args: argparse.Namespace) -> None:
         else:
             out = {"error": f"unknown op {op!r}"}
         print(json.dumps(out), file=reply, flush=True)
+
+
+def _count_onednn_linear_flops() -> None:
+    """Teach ``FlopCounterMode`` the oneDNN linear of the fused path (``avperceive.nn.linear``): 2·rows·in·out."""
+    from torch.utils.flop_counter import flop_registry, register_flop_formula
+
+    op = torch.ops.mkldnn._linear_pointwise
+    if op in flop_registry or op.default in flop_registry:
+        return
+
+    @register_flop_formula(op)
+    def _linear_flops(x_shape, w_shape, *args, **kwargs) -> int:
+        rows = 1
+        for d in x_shape[:-1]:
+            rows *= d
+        return 2 * rows * w_shape[0] * w_shape[1]
 
 
 class Worker:

@@ -4,19 +4,20 @@ Makes ``--clips`` synthetic 10-s clips (``--width`` x ``--height`` H.264 at 25 f
 moving colour gradients and a click train, written with :func:`avperceive.io.write_clip`) in a
 temporary folder, then predicts the folder with the same model in ``--rounds`` alternating rounds
 of five variants (after one warm-up of each): serial (``num_workers=0``) with ``batch_size=1`` and
-with ``--batch-size``, and with ``--num-workers`` decoding workers: threads (the default kind),
-forked decode-only processes (``workers="fork"``) and spawned DataLoader processes. Every
+with ``--batch-size``, and with ``--num-workers`` decoding workers: avperceive's default kind
+(forked decode-only processes where the platform can fork, :func:`avperceive.inference.default_worker_kind`),
+threads and spawned DataLoader processes. Every
 variant's outputs are asserted equal to the serial run's. Per variant the median over rounds is
 kept. The serial batched run's time is split into decode (``load_clip``), front-end (segments,
 normalisation, audio tiling / audio image) and model (forward under ``torch.inference_mode``).
 Prints one JSON object last:
 
-* ``clips_per_s``: clips per second with the default decoding workers (threads), end to end;
+* ``clips_per_s``: clips per second with the default decoding workers, end to end;
 * ``decode_ms_per_clip`` / ``frontend_ms_per_clip`` / ``model_ms_per_clip`` (serial run);
 * ``speedup_batching`` = serial time with batch_size 1 / with ``--batch-size``;
-* ``speedup_workers`` = serial time / time with ``--num-workers`` default workers (threads; same
-  clips, same batch size, same outputs); ``speedup_forked`` / ``speedup_processes`` the same with
-  forked decode-only processes / spawned DataLoader worker processes;
+* ``speedup_workers`` = serial time / time with ``--num-workers`` workers of the default kind (same
+  clips, same batch size, same outputs); ``speedup_threads`` / ``speedup_processes`` the same with
+  decoding threads / spawned DataLoader worker processes; ``worker_kind``: the default kind;
 * ``load_avg``: the 1-minute load average before and after (the CPU is not ours alone when > 0.5).
 
     python benchmarks/bench_predict.py [--quick] [--clips 24] [--num-workers 2] [--model lavish-ave-tiny]
@@ -36,7 +37,7 @@ from pathlib import Path
 import torch
 
 import avperceive
-from avperceive.inference import PredictTimings, default_num_workers, iter_predict
+from avperceive.inference import PredictTimings, default_num_workers, default_worker_kind, iter_predict
 from avperceive.io import AVClip, write_clip
 
 
@@ -60,7 +61,7 @@ def make_clip(seed: int, width: int, height: int, seconds: float = 10.0, fps: in
     )
 
 
-def run(folder: Path, model, batch_size: int, num_workers: int = 0, workers: str = "thread"):
+def run(folder: Path, model, batch_size: int, num_workers: int = 0, workers: str | None = None):
     timings = PredictTimings()
     t0 = time.perf_counter()
     results = list(iter_predict(folder, model=model, batch_size=batch_size, timings=timings,
@@ -86,7 +87,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--model", default="lavish-ave-tiny")
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--num-workers", type=int, default=None, help="default: avperceive's (min(4, CPUs - 1)), >= 2")
+    ap.add_argument("--num-workers", type=int, default=None, help="default: avperceive's (default_num_workers), >= 2")
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
     ap.add_argument("--device", default=None)
@@ -102,8 +103,8 @@ def main() -> None:
     variants = {
         "batch1": dict(batch_size=1),
         "serial": dict(batch_size=args.batch_size),
-        "workers": dict(batch_size=args.batch_size, num_workers=workers),  # avperceive's default kind (threads)
-        "forked": dict(batch_size=args.batch_size, num_workers=workers, workers="fork"),
+        "workers": dict(batch_size=args.batch_size, num_workers=workers),  # avperceive's default kind
+        "threads": dict(batch_size=args.batch_size, num_workers=workers, workers="thread"),
         "processes": dict(batch_size=args.batch_size, num_workers=workers, workers="process"),
     }
     times: dict[str, list[float]] = {k: [] for k in variants}
@@ -133,6 +134,7 @@ def main() -> None:
         "rounds": rounds,
         "batch_size": args.batch_size,
         "num_workers": workers,
+        "worker_kind": default_worker_kind(),
         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "clips_per_s": n / med["workers"],
         "clips_per_s_serial": n / med["serial"],
@@ -142,13 +144,13 @@ def main() -> None:
         "model_ms_per_clip": 1000 * tm.model / n,
         "speedup_batching": med["batch1"] / med["serial"],
         "speedup_workers": med["serial"] / med["workers"],
-        "speedup_forked": med["serial"] / med["forked"],
+        "speedup_threads": med["serial"] / med["threads"],
         "speedup_processes": med["serial"] / med["processes"],
         "wall_s": med,
         "load_avg": [load_before, os.getloadavg()[0]],
     }
     for key in ("clips_per_s", "decode_ms_per_clip", "frontend_ms_per_clip", "model_ms_per_clip",
-                "speedup_batching", "speedup_workers", "speedup_forked", "speedup_processes"):
+                "speedup_batching", "speedup_workers", "speedup_threads", "speedup_processes"):
         print(f"{key:22s} {result[key]:.3f}")
     print(json.dumps(result))
 

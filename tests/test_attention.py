@@ -208,3 +208,14 @@ def test_attn_impl_attribute_reads_and_switches_every_attend():
     with pytest.raises(ConfigError):
         m.attn_impl = "flash"
     assert m.second.attn_impl == "reference"
+
+
+def test_bfloat16_softmax_statistics_are_float32():
+    """The bf16-matmul route takes ``softmax`` on bfloat16 logits: PyTorch's CPU kernel widens to float32
+    inside, so the weights equal ``softmax(dtype=float32)`` rounded to bfloat16, bit for bit (exact:
+    one rounding of the same float32 value)."""
+    g = torch.Generator().manual_seed(0)
+    for shape in [(10, 256, 64, 64), (3, 5, 7, 33), (2, 1, 1, 1)]:
+        logits = (4 * torch.randn(shape, generator=g)).to(torch.bfloat16)
+        widened = torch.softmax(logits, dim=-1, dtype=torch.float32).to(torch.bfloat16)
+        assert torch.equal(torch.softmax(logits, dim=-1), widened)

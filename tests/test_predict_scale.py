@@ -158,10 +158,51 @@ def test_default_num_workers(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     assert default_num_workers(1) == 0  # one file: nothing to overlap
     assert default_num_workers(100) == 4  # min(4, 8 - 1)
-    assert default_num_workers(100, processes_per_machine=4) == 1  # 8 // 4 - 1
+    assert default_num_workers(100, processes_per_machine=4) == 2  # 8 // 4 = 2 CPUs: two decoders share them
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    assert default_num_workers(100) == 1
-    assert default_num_workers(100, processes_per_machine=2) == 1  # never 0 for many files
+    assert default_num_workers(100) == 2  # decoding is most of the work: both CPUs decode
+    assert default_num_workers(100, processes_per_machine=2) == 1  # one CPU: never 0 for many files
+
+
+def test_default_worker_kind_is_fork_where_the_platform_forks(monkeypatch):
+    assert inference.default_worker_kind() == ("fork" if inference.fork_available() else "thread")
+    monkeypatch.setattr(inference, "fork_available", lambda: False)
+    assert inference.default_worker_kind() == "thread"
+
+
+@pytest.mark.skipif(not inference.fork_available(), reason="the platform cannot fork")
+def test_a_crashing_decoder_process_costs_one_file(corpus, lavish3, monkeypatch):
+    """A decoding process killed by a signal (a decoder library's segfault) fails its file only: the pool
+    is replaced, the other files in flight are decoded again, the run finishes in input order."""
+    import faulthandler
+    import signal
+
+    files = expand_inputs(corpus)
+    fatal = str(corpus / "synth_0.mp4")
+    real = inference.decode_for
+
+    def crashing(item, spec):
+        if item == fatal:
+            faulthandler.disable()  # the child dies quietly (pytest's faulthandler would print its stacks)
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return real(item, spec)
+
+    serial = list(iter_predict(files, model=lavish3, batch_size=2, on_error="skip", num_workers=0))
+    monkeypatch.setattr(inference, "decode_for", crashing)  # inherited by the forked decoding processes
+    results = list(iter_predict(files, model=lavish3, batch_size=2, on_error="skip", num_workers=2, workers="fork"))
+    assert [r.source for r in results] == files
+    bad = {r.source: r.reason for r in results if isinstance(r, PredictionFailure)}
+    assert set(bad) == {fatal, str(corpus / "junk.mp4"), str(corpus / "empty.wav")}
+    assert "decoding process died" in bad[fatal]
+    # every other file: the serial result (batches are made of other files once the fatal one fails, and the
+    # model runs with the threads the decoders leave: float32 sums in another order, far below 1e-5)
+    got = [r.to_dict() for r in results if r.source != fatal]
+    want = [r.to_dict() for r in serial if r.source != fatal]
+    assert [(g["source"], [s["label"] for s in g.get("segments", [])]) for g in got] == [
+        (w["source"], [s["label"] for s in w.get("segments", [])]) for w in want]
+    for g, w in zip(got, want):
+        for s, t in zip(g.get("segments", []), w.get("segments", [])):
+            assert abs(s["score"] - t["score"]) < 1e-5
 
 
 # -- shards, parts, merge ---------------------------------------------------------------------------------

@@ -10,20 +10,32 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..nn.attention import AttnImpl, check_attn_impl
+from ..nn.linear import linear
+
 __all__ = ["Mlp", "DropPath", "PatchEmbed"]
 
 
 class Mlp(nn.Module):
-    """``fc2(GELU(fc1(x)))``: ``(..., C) -> (..., C)`` with hidden width ``hidden``."""
+    """``fc2(GELU(fc1(x)))``: ``(..., C) -> (..., C)`` with hidden width ``hidden``.
 
-    def __init__(self, dim: int, hidden: int):
+    ``impl``: ``"fused"`` (default; GELU in the epilogue of ``fc1`` where
+    :func:`~avperceive.nn.linear.linear` fuses) or ``"reference"`` (three ops); the backbone's
+    ``attn_impl`` switch sets it.
+    """
+
+    def __init__(self, dim: int, hidden: int, impl: AttnImpl = "fused"):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden, dim)
+        self.impl = check_attn_impl(impl)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        if self.impl == "reference":
+            return self.fc2(self.act(self.fc1(x)))
+        hidden = linear(x, self.fc1.weight, self.fc1.bias, activation="gelu")
+        return linear(hidden, self.fc2.weight, self.fc2.bias)
 
 
 class DropPath(nn.Module):

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..nn.attention import AttnImpl
+from ..nn.linear import linear
 from ..registry import PretrainedCfg, register_config
 from ..signal.frontends import HTSATFrontend
 from ._layers import PatchEmbed
@@ -62,7 +63,8 @@ class HTSATWindowAttention(WindowAttention):
 
     def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
         """q, k, v ``(B*nW, heads, N, d)`` and the scale ``1/√d``."""
-        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        qkv = linear(x, self.qkv.weight, self.qkv.bias, impl=self.attn_impl)
+        q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
         return q, k, v, self.scale
 
 

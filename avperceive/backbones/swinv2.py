@@ -26,6 +26,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..nn.attention import AttnImpl
+from ..nn.linear import linear
 from ..registry import PretrainedCfg, register_config
 from ._layers import PatchEmbed
 from .window_ops import swinv2_relative_coords_table
@@ -101,7 +102,7 @@ class SwinV2WindowAttention(WindowAttention):
     def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
         """Unit-norm q (times the clamped logit scale), unit-norm k, v: ``(B*nW, heads, N, d)``; scale 1."""
         bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
-        qkv = F.linear(x, self.qkv.weight, bias)
+        qkv = linear(x, self.qkv.weight, bias, impl=self.attn_impl)
         q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
         scale = torch.clamp(self.logit_scale, max=math.log(1.0 / 0.01)).exp()  # (h, 1, 1)
         q = F.normalize(q, dim=-1) * scale.to(q.dtype)

@@ -38,6 +38,7 @@ from torch.utils.checkpoint import checkpoint
 from ..errors import ConfigError
 from ..hub.mixin import PretrainedMixin
 from ..nn.attention import AttnImpl, attend, check_attn_impl
+from ..nn.linear import linear
 from ..nn.weight_cache import weight_derived
 from ._layers import DropPath, Mlp
 from .window_ops import (
@@ -162,7 +163,8 @@ class WindowAttention(nn.Module, ABC):
         nw = bias.shape[1] // self.num_heads
         q, k, v = (rearrange(t, "(b nw) h n d -> b (nw h) n d", nw=nw) for t in (q, k, v))
         out = attend(q, k, v, bias=bias, scale=scale, impl=self.attn_impl, bf16_matmul=self.bf16_matmul_logits)
-        return self.proj(rearrange(out, "b (nw h) n d -> (b nw) n (h d)", nw=nw))
+        out = rearrange(out, "b (nw h) n d -> (b nw) n (h d)", nw=nw)
+        return linear(out, self.proj.weight, self.proj.bias, impl=self.attn_impl)
 
 
 class WindowedBlock(nn.Module):
@@ -216,7 +218,7 @@ class WindowedBlock(nn.Module):
         self.attn = self.attention_cls(dim, self.window_size, num_heads, attn_impl=attn_impl, **attention_kwargs)
         self.drop_path1 = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), impl=attn_impl)
         self.drop_path2 = DropPath(drop_path)
         self.register_buffer(
             "attn_mask", shifted_window_mask(self.input_resolution, self.window_size, self.shift_size), persistent=False
@@ -281,19 +283,23 @@ class PatchMerging(nn.Module):
     ``"post"``: ``norm(reduction(concat 2x2))`` with ``norm`` over ``2C`` (Swin-V2).
     """
 
-    def __init__(self, dim: int, input_resolution: tuple[int, int], norm_placement: NormPlacement = "pre"):
+    def __init__(
+        self, dim: int, input_resolution: tuple[int, int], norm_placement: NormPlacement = "pre",
+        impl: AttnImpl = "fused",
+    ):
         super().__init__()
         self.input_resolution = tuple(input_resolution)
         self.norm_placement = _check_norm_placement(norm_placement)
         self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
         self.norm = nn.LayerNorm(2 * dim if norm_placement == "post" else 4 * dim)
+        self.impl = check_attn_impl(impl)  # the reduction's path (nn.linear), set by the backbone's attn_impl
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = self.input_resolution
         x = rearrange(merge_patches_2x2(rearrange(x, "b (h w) c -> b h w c", h=h, w=w)), "b h w c -> b (h w) c")
         if self.norm_placement == "post":
-            return self.norm(self.reduction(x))
-        return self.reduction(self.norm(x))
+            return self.norm(linear(x, self.reduction.weight, impl=self.impl))
+        return linear(self.norm(x), self.reduction.weight, impl=self.impl)
 
 
 class WindowedStage(nn.Module):
@@ -350,7 +356,9 @@ class WindowedStage(nn.Module):
             for i in range(depth)
         )
         self.downsample = (
-            PatchMerging(dim, self.input_resolution, block_cls.norm_placement) if downsample else nn.Identity()
+            PatchMerging(dim, self.input_resolution, block_cls.norm_placement, impl=attn_impl)
+            if downsample
+            else nn.Identity()
         )
 
     def forward_blocks(self, x: torch.Tensor) -> torch.Tensor:
@@ -467,6 +475,8 @@ class WindowedTransformer(nn.Module, PretrainedMixin):
         for m in self.modules():
             if isinstance(m, WindowAttention):
                 m.attn_impl = impl
+            elif isinstance(m, (Mlp, PatchMerging)):
+                m.impl = impl
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each block in the backward pass (saves activation memory when training)."""

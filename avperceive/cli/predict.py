@@ -29,6 +29,7 @@ from tqdm import tqdm
 from ..errors import ConfigError
 from ..inference import (
     DTYPES,
+    WORKER_KINDS,
     PredictionFailure,
     UntrainedWeightsWarning,
     default_num_workers,
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
             topk=args.topk,
             on_error="skip",
             num_workers=args.num_workers,
+            workers=args.workers,
         )
         bar = tqdm(total=len(items), desc="predict", unit="file", file=sys.stderr,
                    disable=True if args.no_progress else None)
@@ -138,7 +140,7 @@ def _run_to_file(args: argparse.Namespace, items: list) -> int:
         results = predict_to_part(
             items, args.out, rank=rank, world_size=world, retry_failed=args.retry_failed,
             model=args.model, pretrained=_pretrained_arg(args.pretrained), device=device, dtype=args.dtype,
-            batch_size=args.batch_size, topk=args.topk, num_workers=num_workers,
+            batch_size=args.batch_size, topk=args.topk, num_workers=num_workers, workers=args.workers,
         )
         bar = tqdm(total=len(items[rank::world]), desc=f"predict rank {rank}/{world}" if world > 1 else "predict",
                    unit="file", file=sys.stderr, disable=True if args.no_progress or rank else None)
@@ -193,7 +195,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topk", type=int, default=5, help="labels in the top-k list (5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--num-workers", type=int, default=None,
-                   help="threads decoding files ahead of the model (default: 0 for one file, else min(4, CPUs - 1))")
+                   help="workers decoding files ahead of the model (default: 0 for one file, else min(4, CPUs - 1), "
+                        "at least 2 on 2 CPUs or more)")
+    p.add_argument("--workers", choices=WORKER_KINDS, default=None,
+                   help="where the decoding workers run: fork (forked processes; default where the platform can "
+                        "fork), thread (default elsewhere), process (spawned DataLoader workers)")
     p.add_argument("--out", default=None,
                    help="write JSON lines to this file (input order; resumable; sharded under torchrun)")
     p.add_argument("--retry-failed", action="store_true",

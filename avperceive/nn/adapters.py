@@ -46,6 +46,7 @@ from torch import nn
 from ..errors import ConfigError
 from .attention import AttnImpl, check_attn_impl
 from .latent_attention import LatentTokenAttention, latent_attention_pair
+from .linear import linear
 from .tokens import check_token_pair, check_tokens
 from .weight_cache import weight_derived
 
@@ -407,7 +408,8 @@ class DGSCTAdapter(_AdapterSwitches):
         # 2 (scatter): softmax_K(X L'ᵀ) L'
         x1 = x + self.latent.gate.to(dt) * self.latent.scatter(x, latents)
         # 3: mean_n[a ⊙ ReLU(W_v1 X1_n)] = a ⊙ mean_n ReLU(W_v1 X1_n)
-        q = torch.relu(self.chan_guide(y_bar)) * torch.relu(self.chan_own(x1)).mean(dim=1)
+        own = linear(x1, self.chan_own.weight, self.chan_own.bias, activation="relu")  # ReLU in the GEMM epilogue
+        q = torch.relu(self.chan_guide(y_bar)) * own.mean(dim=1)
         c = torch.sigmoid(self.chan_excite(torch.relu(self.chan_squeeze(q))))  # [B, C]
         # 4: W_v2 (X1 ⊙ (1+c)) = X1 (W_v2 diag(1+c))ᵀ when there are more tokens than channels (the
         #    per-sample weight is then smaller than the scaled tokens); w_sᵀ[h ⊙ a] = h (w_s ⊙ a)
