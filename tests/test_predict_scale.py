@@ -306,3 +306,61 @@ def test_out_single_process_then_torchrun_resumes_a_crashed_run(corpus, tmp_path
         got = {k: v for k, v in got.items() if k != "resumed"}
         assert _same_prediction(got, want), got["source"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "ref.jsonl"]  # parts merged and removed
+
+
+def test_torchrun_killed_halfway_resumes(tmp_path_factory):
+    """A real crash: a 2-rank torchrun run is SIGKILLed (whole process group) once results start to appear;
+    the same command run again predicts only what is missing, and the merge has every file exactly once,
+    in input order, with the lines written before the kill kept as they were."""
+    import signal
+    import time
+
+    folder = tmp_path_factory.mktemp("many")
+    for i in range(40):
+        write_clip(synthetic_clip(i % 5, seconds=1.0), folder / f"clip_{i:02d}.mp4", preset="ultrafast")
+    items = expand_inputs(folder)
+    weights = tmp_path_factory.mktemp("weights_kill")
+    torch.manual_seed(0)
+    avperceive.create_model("lavish-ave-tiny", num_segments=3).save_pretrained(weights)
+    run_dir = tmp_path_factory.mktemp("killed")
+    out = run_dir / "out.jsonl"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "avperceive",
+           "predict", str(folder), "--model", "lavish-ave-tiny", "--pretrained", f"local-dir:{weights}",
+           "--no-progress", "--num-workers", "0", "--batch-size", "1", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    parts = [part_path(out, r, 2) for r in range(2)]
+
+    def complete_lines(path: Path) -> list[str]:
+        text = path.read_text() if path.exists() else ""
+        return text.splitlines()[: text.count("\n")]
+
+    proc = subprocess.Popen(cmd, env=env, cwd=run_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not any(complete_lines(p) for p in parts):
+        assert proc.poll() is None, f"the run ended before any result: {proc.stderr.read().decode()[-2000:]}"
+        assert time.monotonic() < deadline, "no result within 240 s"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both ranks, at once
+    proc.wait(timeout=60)
+    proc.stderr.close()
+    assert not out.exists(), "the run finished before the kill: nothing to resume"
+    # mark what the killed run recorded; a cut-off last line (the crash's) is left in place for the re-run to cut
+    before = {}
+    for p in parts:
+        lines = complete_lines(p)
+        text = p.read_text() if p.exists() else ""
+        tail = text[text.rfind("\n") + 1:]
+        for line in lines:
+            before[json.loads(line)["source"]] = line
+        p.write_text("".join(json.dumps({**json.loads(line), "resumed": True}) + "\n" for line in lines) + tail)
+    assert 0 < len(before) < len(items)
+
+    done = subprocess.run(cmd, env=env, cwd=run_dir, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    merged = _lines(out)
+    assert [r["source"] for r in merged] == items  # every file exactly once, in input order
+    assert {r["source"] for r in merged if r.get("resumed")} == set(before)  # kept, not predicted again
+    assert all("error" not in r for r in merged)
+    assert sorted(p.name for p in run_dir.iterdir()) == ["out.jsonl"]  # parts merged and removed
