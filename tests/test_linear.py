@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -141,3 +145,20 @@ def test_backbone_switch_reaches_every_linear():
     mergings = len(model.stages) - 1
     assert fused_calls == 4 * blocks + mergings
     assert linears >= fused_calls
+
+
+@pytest.mark.slow
+def test_linear_benchmark_quick_json():
+    """``benchmarks/bench_linear.py --quick`` runs (it asserts fused == reference itself) and prints its keys;
+    one quick shape takes the float32 oneDNN route and the other not. Timings are not asserted."""
+    bench = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_linear.py"
+    proc = subprocess.run([sys.executable, str(bench), "--quick"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    for dtype in ("float32", "bfloat16"):
+        for shape in ("htsat_s1_x2", "swin_s3_x2"):
+            for variant in ("fused", "onednn"):
+                assert result[f"speedup_{variant}_{dtype}_{shape}"] > 0
+    routes = [line for line in proc.stdout.splitlines() if line.startswith("float32")]
+    onednn = torch.backends.mkldnn.is_available()
+    assert ["oneDNN)" in line for line in routes] == [onednn, False]  # 10240 rows fused, 360 rows not

@@ -16,10 +16,13 @@ path: CPU tensors of one dtype; no autograd through the call (the oneDNN op has 
 goes through :func:`~torch.nn.functional.linear`); not under autocast (the op is not on autocast's
 lists); bfloat16 always; float32 only with an activation to fuse and at least
 :data:`FP32_FUSED_MIN_ROWS` rows. Measured on a 2-core AVX512/AMX x86-64 box, one thread, the
-Swin-V2-L / HTS-AT MLPs (``benchmarks/bench_linear.py``): bfloat16 1.1–1.5× faster at every
-stage; float32 1.2–1.45× faster at 10⁴–4·10⁴ rows (the GELU pass over the 4C-wide hidden
-activations saved) but 5–10 % slower below ~2·10³ rows, where MKL's sgemm beats oneDNN's; so float32
-fuses above the threshold only.
+Swin-V2-L / HTS-AT MLPs (``python benchmarks/bench_linear.py``, three runs): bfloat16 1.2–2.9×
+faster from ~6·10³ rows, 0.8–1.2× below (run-to-run noise of that size on this VM); float32
+1.2–1.65× faster at 10⁴–4·10⁴ rows (the GELU pass over the 4C-wide hidden activations saved),
+0.92–1.06× at ~6·10³ and 5–13 % slower at ≤2.6·10³ rows, where MKL's sgemm beats oneDNN's; so
+float32 fuses above the threshold only. End to end, switching the fused linear off in one process
+(alternating forwards) made the full-size ``dgsct-ave`` forward 1.18× slower in bfloat16 and 1.12×
+in float32.
 
 Both paths compute the same function: float32 to a few ulp (the GEMM's summation order differs),
 bfloat16 to its rounding of the output (``tests/test_linear.py``).
