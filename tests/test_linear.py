@@ -155,10 +155,10 @@ def test_linear_benchmark_quick_json():
     proc = subprocess.run([sys.executable, str(bench), "--quick"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
+    onednn = torch.backends.mkldnn.is_available()
     for dtype in ("float32", "bfloat16"):
         for shape in ("htsat_s1_x2", "swin_s3_x2"):
-            for variant in ("fused", "onednn"):
+            for variant in ("fused", "onednn") if onednn else ("fused",):
                 assert result[f"speedup_{variant}_{dtype}_{shape}"] > 0
     routes = [line for line in proc.stdout.splitlines() if line.startswith("float32")]
-    onednn = torch.backends.mkldnn.is_available()
     assert ["oneDNN)" in line for line in routes] == [onednn, False]  # 10240 rows fused, 360 rows not
