@@ -176,7 +176,7 @@ def test_localization_map_dot_product_and_upsampling():
     torch.testing.assert_close(alpha, torch.tensor([[[[0.0, 6.0], [0.0, 0.0]], [[0.0, 0.0], [10.0, 0.0]]]]))
     big = localization_map(v_map, z_a, size=(8, 8))
     assert big.shape == (1, 2, 8, 8)
-    # the hot spot stays in the top-right corner
+    # the hot spot stays in the top-right corner; the bottom-left corner interpolates exact zeros only (exact 0)
     assert big[0, 0, 0, 7].item() == pytest.approx(6.0) and big[0, 0, 7, 0].item() == 0.0
     cosine = localization_map(v_map, z_a, normalize=True)
     assert abs(cosine[0, 1, 1, 0].item() - 1.0) < 1e-6

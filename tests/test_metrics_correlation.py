@@ -70,7 +70,7 @@ def test_map_at_k_hand_worked_and_with_ids():
     assert average_precision(scores, rel) == pytest.approx((1 + 2 / 3 + 3 / 5) / 3)
     # AP@3: positives within the top 3 only, divided by min(3, 3)
     assert average_precision(scores, rel, k=3) == pytest.approx((1 + 2 / 3) / 3)
-    assert average_precision(scores, np.zeros(5, bool)) == 0.0
+    assert average_precision(scores, np.zeros(5, bool)) == 0.0  # no positives: 0 by definition (exact)
     # class-level relevance (VEGAS / AVE-style mAP): same label = relevant
     rng = np.random.default_rng(1)
     s, labels = rng.random((6, 6)), np.array([0, 1, 0, 2, 1, 0])
@@ -108,6 +108,7 @@ def test_ciou_hand_worked():
 def test_consensus_map_and_ciou_auc():
     g = consensus_map([[(0, 0, 2, 2)], [(1, 0, 3, 2)], [(1, 1, 2, 2)]], (3, 3), consensus=2)
     # pixel (row 1, col 1) is in all three boxes -> min(3/2, 1) = 1; (0, 0) in one box -> 0.5
+    # (box counts / 2: exact in binary floating point)
     assert g[1, 1] == 1.0 and g[0, 0] == 0.5 and g[2, 2] == 0.0 and g[0, 2] == 0.5
     out = ciou_auc([0.0, 0.5, 1.0])
     assert out["ciou@0.5"] == pytest.approx(2 / 3)

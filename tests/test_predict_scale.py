@@ -337,14 +337,18 @@ def test_torchrun_killed_halfway_resumes(tmp_path_factory):
 
     proc = subprocess.Popen(cmd, env=env, cwd=run_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
-    deadline = time.monotonic() + 240
-    while not any(complete_lines(p) for p in parts):
-        assert proc.poll() is None, f"the run ended before any result: {proc.stderr.read().decode()[-2000:]}"
-        assert time.monotonic() < deadline, "no result within 240 s"
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both ranks, at once
-    proc.wait(timeout=60)
-    proc.stderr.close()
+    hang_guard = time.monotonic() + 240  # as subprocess.run(timeout=...): a hung run raises, it is not a timing check
+    try:
+        while not any(complete_lines(p) for p in parts):
+            assert proc.poll() is None, f"the run ended before any result: {proc.stderr.read().decode()[-2000:]}"
+            if time.monotonic() > hang_guard:
+                raise subprocess.TimeoutExpired(cmd, 240)
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both ranks, at once (also on a failure above)
+        proc.wait(timeout=60)
+        proc.stderr.close()
     assert not out.exists(), "the run finished before the kill: nothing to resume"
     # mark what the killed run recorded; a cut-off last line (the crash's) is left in place for the re-run to cut
     before = {}
